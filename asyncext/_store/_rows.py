@@ -1,0 +1,98 @@
+"""Conversion between `ExternalSystem` records and rows of the ``systems`` table."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from .._crypto import Keyring
+from .._secrets import Secret
+from .._system import SECRET_FIELDS, ClientSource, ExternalSystem
+
+COLUMNS = (
+    "id",
+    "name",
+    "system_type",
+    "host",
+    "port",
+    "username",
+    "password",
+    "private_key",
+    "private_key_password",
+    "fingerprint",
+    "ignore_fingerprint",
+    "remote_path",
+    "tenants",
+    "options",
+    "revision",
+    "created_at",
+    "updated_at",
+)
+SELECT_COLUMNS = ", ".join(COLUMNS)
+
+# Fields that add() and update() accept as keyword arguments. The rest is kept by the store.
+EDITABLE_FIELDS = frozenset(COLUMNS) - {"id", "revision", "created_at", "updated_at"}
+
+_NO_TENANTS: frozenset[str] = frozenset()
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def format_timestamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds")
+
+
+def system_from_row(row: Any, keyring: Keyring, source: ClientSource | None) -> ExternalSystem:
+    """Build a record from a row selected with `SELECT_COLUMNS`.
+
+    Rows were validated when they were written, so the constructor (and its validation,
+    which needs the adapter installed) is skipped: listing must work even when an adapter
+    package has since been uninstalled, and must stay fast for thousands of rows. Secrets
+    stay encrypted until revealed.
+    """
+    name = row[1]
+    system = object.__new__(ExternalSystem)
+    system.__dict__.update(
+        id=row[0],
+        name=name,
+        system_type=row[2],
+        host=row[3],
+        port=row[4],
+        username=row[5],
+        password=None if row[6] is None else keyring.unseal(row[6], system=name),
+        private_key=None if row[7] is None else keyring.unseal(row[7], system=name),
+        private_key_password=None if row[8] is None else keyring.unseal(row[8], system=name),
+        fingerprint=row[9],
+        ignore_fingerprint=bool(row[10]),
+        remote_path=row[11],
+        tenants=_NO_TENANTS if row[12] == "[]" else frozenset(json.loads(row[12])),
+        options=json.loads(row[13]),
+        revision=row[14],
+        created_at=datetime.fromisoformat(row[15]),
+        updated_at=datetime.fromisoformat(row[16]),
+        _client_source=source,
+    )
+    return system
+
+
+def column_value(system: ExternalSystem, column: str, keyring: Keyring) -> Any:
+    """Return the value stored in ``column`` for ``system``; secrets are sealed."""
+    value = getattr(system, column)
+    if column in SECRET_FIELDS:
+        return None if value is None else keyring.seal(_secret_text(value))
+    if column == "tenants":
+        return json.dumps(sorted(value), ensure_ascii=False)
+    if column == "options":
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    if column == "ignore_fingerprint":
+        return int(value)
+    if column in ("created_at", "updated_at"):
+        return format_timestamp(value)
+    return value
+
+
+def _secret_text(secret: Secret) -> str:
+    return secret.reveal()

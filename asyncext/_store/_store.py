@@ -1,0 +1,522 @@
+"""`SystemStore`: the registry of external systems in one SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import dataclasses
+import json
+import logging
+import os
+import sqlite3
+import warnings
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import aiosqlite
+import anyio.to_thread
+
+from .._crypto import Keyring
+from .._errors import DuplicateSystem, InvalidSystem, StoreError, SystemNotFound
+from .._system import ExternalSystem
+from .._tasks import run_shielded
+from ._rows import (
+    COLUMNS,
+    EDITABLE_FIELDS,
+    SELECT_COLUMNS,
+    column_value,
+    system_from_row,
+    utc_now,
+)
+from ._schema import MIGRATIONS, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from .._pool import PoolOptions
+    from ._pools import SystemPools
+    from ._tenants import TenantView
+
+logger = logging.getLogger("asyncext.store")
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT = 30.0
+"""Seconds a write waits for another process's transaction on the same file to finish."""
+
+
+class SystemStore:
+    """The registry of external systems, kept in one SQLite file.
+
+    Use it as ``async with SystemStore(path) as store:``, or call `open` and `close`. Several
+    processes may share one file: it runs in WAL mode, and writes wait up to
+    `BUSY_TIMEOUT` seconds for each other.
+
+    Args:
+        path: the SQLite file; created with mode 0600 when missing.
+        key: a Fernet key, or a list of keys (the first encrypts, all decrypt). None reads
+            ``ASYNCEXT_KEY`` from the environment.
+        pool: `PoolOptions` to give each system its own client pool, or None for a fresh
+            client per ``system.client()``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        key: str | Sequence[str] | None = None,
+        pool: PoolOptions | None = None,
+    ) -> None:
+        self._path = os.fspath(path)
+        self._keyring = Keyring.from_setting(key)
+        self._pool_options = pool
+        self._pools: SystemPools | None = None
+        self._db: aiosqlite.Connection | None = None
+
+        # One connection serves every task, so statements of concurrent operations must not
+        # interleave inside another operation's transaction.
+        self._lock = asyncio.Lock()
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    def __repr__(self) -> str:
+        state = "open" if self._db is not None else "closed"
+        pooling = "pooled" if self._pool_options is not None else "unpooled"
+        return f"<SystemStore {self._path!r} {state} {pooling}>"
+
+    # --- opening and closing -------------------------------------------------------------
+
+    async def __aenter__(self) -> SystemStore:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Open the file, creating it with mode 0600 and migrating its schema as needed.
+
+        Raises:
+            StoreError: the file cannot be opened, is not an asyncext store, or was written
+                by a newer asyncext. The file is left untouched.
+        """
+        if self._db is not None:
+            raise StoreError(f"the store {self._path!r} is already open", path=self._path)
+
+        await anyio.to_thread.run_sync(self._create_file)
+        try:
+            db = await aiosqlite.connect(self._path, timeout=BUSY_TIMEOUT, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._store_error("cannot open", exc) from exc
+
+        try:
+            version = await self._prepare(db)
+        except BaseException:
+            await db.close()
+            raise
+
+        self._db = db
+        if self._pool_options is not None:
+            from ._pools import SystemPools
+
+            self._pools = SystemPools(self._pool_options)
+        logger.info("opened store %r (schema version %d)", self._path, version)
+
+    def _create_file(self) -> None:
+        """Create the file with mode 0600 unless it exists; SQLite would use the umask."""
+        try:
+            fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return
+        except OSError as exc:
+            raise self._store_error("cannot create", exc) from exc
+        os.close(fd)
+        logger.info("created store file %r", self._path)
+
+    async def _prepare(self, db: aiosqlite.Connection) -> int:
+        """Check the file, switch it to WAL and apply pending migrations; return the version.
+
+        The checks only read, so a file that fails them is not modified.
+        """
+        try:
+            version: int = (await _fetch_one(db, "PRAGMA user_version"))[0]
+            table_count = (await _fetch_one(db, "SELECT count(*) FROM sqlite_master"))[0]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"the file {self._path!r} is not an asyncext store (SQLite reports: {exc}); "
+                "check the path, or choose a new file name to create a store",
+                path=self._path,
+            ) from exc
+
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store {self._path!r} has schema version {version}, newer than the "
+                f"version {SCHEMA_VERSION} this asyncext knows; upgrade asyncext to open it",
+                path=self._path,
+            )
+        if version == 0 and table_count > 0:
+            raise StoreError(
+                f"the file {self._path!r} is an SQLite database of another application "
+                "(it has tables but no asyncext schema); choose another path",
+                path=self._path,
+            )
+
+        try:
+            await db.execute("PRAGMA journal_mode = WAL")
+            if version < SCHEMA_VERSION:
+                version = await self._migrate(db)
+        except sqlite3.Error as exc:
+            raise self._store_error("cannot prepare", exc) from exc
+        return version
+
+    async def _migrate(self, db: aiosqlite.Connection) -> int:
+        # BEGIN IMMEDIATE takes the write lock, so two processes opening a new file at once
+        # apply each migration exactly once: the second one rereads the version below.
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            version: int = (await _fetch_one(db, "PRAGMA user_version"))[0]
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _split_statements(MIGRATIONS[number - 1]):
+                    await db.execute(statement)
+                logger.info("store %r: applied migration %d", self._path, number)
+            await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        await db.execute("COMMIT")
+        return SCHEMA_VERSION
+
+    async def close(self) -> None:
+        """Close every pool of this store, then the file. Closing twice does nothing."""
+        db, self._db = self._db, None
+        pools, self._pools = self._pools, None
+        if db is None:
+            return
+
+        try:
+            if pools is not None:
+                await pools.close()
+        finally:
+            await db.close()
+            logger.info("closed store %r", self._path)
+
+    def __del__(self) -> None:
+        if getattr(self, "_db", None) is not None:
+            warnings.warn(
+                f"SystemStore {self._path!r} was not closed; use 'async with "
+                "SystemStore(...)' or call 'await store.close()'",
+                ResourceWarning,
+                source=self,
+                stacklevel=1,
+            )
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def get(self, name: str) -> ExternalSystem:
+        """Return the system called ``name``.
+
+        Raises:
+            SystemNotFound: no system has that name.
+        """
+        return await self._get(name, tenant=None)
+
+    async def list(self, *, system_type: str | None = None) -> builtins.list[ExternalSystem]:
+        """Return every system, ordered by name, optionally only those of ``system_type``.
+
+        Secrets are not decrypted, so listing works with a missing or wrong key.
+        """
+        return await self._list(system_type=system_type, tenant=None)
+
+    async def _get(self, name: str, *, tenant: str | None) -> ExternalSystem:
+        rows = await self._read(f"SELECT {SELECT_COLUMNS} FROM systems WHERE name = ?", (name,))
+        if not rows or not _visible(rows[0], tenant):
+            raise self._not_found(name, tenant)
+        return system_from_row(rows[0], self._keyring, self._pools)
+
+    async def _list(
+        self, *, system_type: str | None, tenant: str | None
+    ) -> builtins.list[ExternalSystem]:
+        if system_type is None:
+            rows = await self._read(f"SELECT {SELECT_COLUMNS} FROM systems ORDER BY name", ())
+        else:
+            rows = await self._read(
+                f"SELECT {SELECT_COLUMNS} FROM systems WHERE system_type = ? ORDER BY name",
+                (system_type,),
+            )
+        keyring, pools = self._keyring, self._pools
+        return [system_from_row(row, keyring, pools) for row in rows if _visible(row, tenant)]
+
+    # --- writing -------------------------------------------------------------------------
+
+    async def add(self, name: str, system_type: str, **fields: Any) -> ExternalSystem:
+        """Validate and store a new system, and return it as stored.
+
+        Args:
+            name: unique name, stored exactly as given.
+            system_type: an installed type such as ``"sftp"``, ``"ssh"`` or ``"local"``.
+            **fields: any other field of `ExternalSystem` except ``id``, ``revision`` and the
+                timestamps. Secrets may be given as plain strings.
+
+        Raises:
+            DuplicateSystem: a system with that name exists.
+            InvalidSystem: a field is invalid; nothing is stored.
+            UnknownSystemType: no installed adapter handles ``system_type``.
+        """
+        return await self._add(name, system_type, fields, tenant=None)
+
+    async def _add(
+        self, name: str, system_type: str, fields: Mapping[str, Any], *, tenant: str | None
+    ) -> ExternalSystem:
+        _check_field_names(name, fields)
+        fields = dict(fields)
+        if tenant is not None:
+            fields["tenants"] = frozenset(fields.get("tenants") or ()) | {tenant}
+
+        now = utc_now()
+        candidate = ExternalSystem(
+            name=name,
+            system_type=system_type,
+            revision=1,
+            created_at=now,
+            updated_at=now,
+            **fields,
+        )
+        columns = [column for column in COLUMNS if column != "id"]
+        values = [column_value(candidate, column, self._keyring) for column in columns]
+
+        async def insert(db: aiosqlite.Connection) -> Any:
+            if await db.execute_fetchall("SELECT 1 FROM systems WHERE name = ?", (name,)):
+                raise DuplicateSystem(
+                    f"a system named {name!r} already exists in store {self._path!r}; "
+                    "choose another name, or change it with update()",
+                    system=name,
+                )
+            placeholders = ", ".join("?" for _ in columns)
+            await db.execute(
+                f"INSERT INTO systems ({', '.join(columns)}) VALUES ({placeholders})", values
+            )
+            return await _fetch_one(
+                db, f"SELECT {SELECT_COLUMNS} FROM systems WHERE name = ?", (name,)
+            )
+
+        row = await self._write(insert)
+        logger.info("added system %r (type %s)", name, system_type)
+        return system_from_row(row, self._keyring, self._pools)
+
+    async def update(self, name: str, **changes: Any) -> ExternalSystem:
+        """Change the given fields of a system and return it as stored.
+
+        Only the fields passed change; ``revision`` goes up by one and ``updated_at`` is set.
+        Pooled clients of the system are retired: idle ones now, busy ones when they come
+        back. A new ``name`` renames the system.
+
+        Raises:
+            SystemNotFound: no system has that name.
+            DuplicateSystem: a new ``name`` is taken.
+            InvalidSystem: the changed record is invalid; nothing is stored.
+        """
+        return await self._update(name, changes, tenant=None)
+
+    async def _update(
+        self, name: str, changes: Mapping[str, Any], *, tenant: str | None
+    ) -> ExternalSystem:
+        _check_field_names(name, changes)
+        changes = dict(changes)
+
+        async def rewrite(db: aiosqlite.Connection) -> tuple[Any, ExternalSystem]:
+            rows = builtins.list(
+                await db.execute_fetchall(
+                    f"SELECT {SELECT_COLUMNS} FROM systems WHERE name = ?", (name,)
+                )
+            )
+            if not rows or not _visible(rows[0], tenant):
+                raise self._not_found(name, tenant)
+            current = system_from_row(rows[0], self._keyring, None)
+
+            # replace() runs the constructor, so the whole changed record is validated.
+            now = utc_now()
+            changed = dataclasses.replace(
+                current, revision=current.revision + 1, updated_at=now, **changes
+            )
+            new_name = changed.name
+            if new_name != name and await db.execute_fetchall(
+                "SELECT 1 FROM systems WHERE name = ?", (new_name,)
+            ):
+                raise DuplicateSystem(
+                    f"cannot rename system {name!r}: a system named {new_name!r} already "
+                    "exists; choose another name",
+                    system=new_name,
+                )
+
+            # Only the columns passed are written: untouched secrets keep their stored
+            # ciphertext and are never decrypted.
+            columns = [*changes, "revision", "updated_at"]
+            assignments = ", ".join(f"{column} = ?" for column in columns)
+            values = [column_value(changed, column, self._keyring) for column in columns]
+            await db.execute(
+                f"UPDATE systems SET {assignments} WHERE id = ?", [*values, current.id]
+            )
+            row = await _fetch_one(
+                db, f"SELECT {SELECT_COLUMNS} FROM systems WHERE id = ?", (current.id,)
+            )
+            return row, current
+
+        row, previous = await self._write(rewrite)
+        system = system_from_row(row, self._keyring, self._pools)
+        logger.info(
+            "updated system %r to revision %d (changed: %s)",
+            system.name,
+            system.revision,
+            ", ".join(sorted(changes)) or "nothing",
+        )
+        if self._pools is not None:
+            self._pools.system_changed(previous.name, system)
+        return system
+
+    async def remove(self, name: str) -> None:
+        """Delete a system and close its pool.
+
+        Raises:
+            SystemNotFound: no system has that name.
+        """
+        await self._remove(name, tenant=None)
+
+    async def _remove(self, name: str, *, tenant: str | None) -> None:
+        async def delete(db: aiosqlite.Connection) -> None:
+            rows = builtins.list(
+                await db.execute_fetchall("SELECT tenants FROM systems WHERE name = ?", (name,))
+            )
+            if not rows or not _visible_tenants(rows[0][0], tenant):
+                raise self._not_found(name, tenant)
+            await db.execute("DELETE FROM systems WHERE name = ?", (name,))
+
+        await self._write(delete)
+        logger.info("removed system %r", name)
+        if self._pools is not None:
+            await self._pools.system_removed(name)
+
+    # --- tenants -------------------------------------------------------------------------
+
+    def for_tenant(self, tenant: str) -> TenantView:
+        """Return a view that sees only systems shared by all tenants or assigned to ``tenant``.
+
+        Systems added through the view are assigned to ``tenant``. A system outside the view
+        reads as `SystemNotFound`. The view filters reads and writes of well-behaved code; it
+        is not a security boundary between tenants that share one process.
+        """
+        from ._tenants import TenantView
+
+        if not isinstance(tenant, str) or not tenant.strip():
+            raise InvalidSystem(f"tenant {tenant!r} is invalid; tenants are non-empty strings")
+        return TenantView(self, tenant)
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _require_open(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError(
+                f"the store {self._path!r} is not open; use 'async with SystemStore(...)' "
+                "or call 'await store.open()' first",
+                path=self._path,
+            )
+        return self._db
+
+    async def _read(self, sql: str, parameters: Sequence[Any]) -> builtins.list[Any]:
+        db = self._require_open()
+        try:
+            async with self._lock:
+                return builtins.list(await db.execute_fetchall(sql, parameters))
+        except sqlite3.Error as exc:
+            raise self._store_error("cannot read", exc) from exc
+
+    async def _write(self, operation: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Run ``operation`` in one write transaction.
+
+        The transaction runs shielded from cancellation, so a cancelled caller leaves either
+        the old or the new record, never a partial one. BEGIN IMMEDIATE takes the write lock
+        up front: a deferred transaction that reads first can fail at once with "database is
+        locked" when another process commits in between, without waiting for the busy timeout.
+        """
+        db = self._require_open()
+
+        async def transaction() -> T:
+            async with self._lock:
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    result = await operation(db)
+                except BaseException:
+                    await db.execute("ROLLBACK")
+                    raise
+                await db.execute("COMMIT")
+                return result
+
+        try:
+            return await run_shielded(transaction)
+        except sqlite3.Error as exc:
+            raise self._store_error("cannot write to", exc) from exc
+
+    def _store_error(self, action: str, exc: BaseException) -> StoreError:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            hint = (
+                f"another process held the file locked for more than {BUSY_TIMEOUT:g} s; "
+                "retry, or find the process that keeps a transaction open"
+            )
+        elif isinstance(exc, PermissionError) or "readonly" in str(exc):
+            hint = "check the permissions of the file and of its folder"
+        elif isinstance(exc, FileNotFoundError):
+            hint = "create the folder first"
+        else:
+            hint = "check that the path is an asyncext store and the disk is healthy"
+        return StoreError(f"{action} the store {self._path!r}: {exc}; {hint}", path=self._path)
+
+    def _not_found(self, name: str, tenant: str | None) -> SystemNotFound:
+        where = f"store {self._path!r}"
+        if tenant is not None:
+            where = f"the view of tenant {tenant!r} on {where}"
+        return SystemNotFound(
+            f"system {name!r} not found in {where}; 'asyncext list' shows the systems it contains",
+            system=name,
+        )
+
+
+def _check_field_names(name: str, fields: Mapping[str, Any]) -> None:
+    unknown = sorted(set(fields) - EDITABLE_FIELDS)
+    if unknown:
+        raise InvalidSystem(
+            f"system {name!r}: unknown or read-only field(s) {', '.join(map(repr, unknown))}; "
+            f"valid fields are {', '.join(sorted(EDITABLE_FIELDS))}",
+            system=name,
+        )
+
+
+_TENANTS_INDEX = COLUMNS.index("tenants")
+
+
+def _visible(row: Any, tenant: str | None) -> bool:
+    return tenant is None or _visible_tenants(row[_TENANTS_INDEX], tenant)
+
+
+def _visible_tenants(tenants_json: str, tenant: str | None) -> bool:
+    if tenant is None or tenants_json == "[]":
+        return True
+    return tenant in json.loads(tenants_json)
+
+
+async def _fetch_one(db: aiosqlite.Connection, sql: str, parameters: Sequence[Any] = ()) -> Any:
+    rows = await db.execute_fetchall(sql, parameters)
+    return next(iter(rows))
+
+
+def _split_statements(script: str) -> builtins.list[str]:
+    """Split a migration into statements, because sqlite3 executes one at a time.
+
+    ``executescript`` would commit the open transaction first, breaking the rule that a
+    migration and its version bump commit together. Migrations contain no ``;`` in literals.
+    """
+    return [statement.strip() for statement in script.split(";") if statement.strip()]

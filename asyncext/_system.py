@@ -1,0 +1,267 @@
+"""`ExternalSystem`, the record of one external system, and how a client is opened for it."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import shlex
+import time
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol
+
+import anyio
+
+from ._adapters._registry import adapter_for
+from ._errors import AsyncextError, ConnectionFailed, InvalidSystem
+from ._secrets import Secret
+from ._tasks import CLEANUP_TIMEOUT, run_shielded
+from ._validation import (
+    validate_name,
+    validate_options,
+    validate_port,
+    validate_tenants,
+    validate_text_field,
+)
+
+logger = logging.getLogger("asyncext.system")
+
+SECRET_FIELDS = ("password", "private_key", "private_key_password")
+
+
+class ClientSource(Protocol):
+    """Hands out clients for the systems of one store; implemented by the store's pools."""
+
+    def lease(self, system: ExternalSystem) -> AbstractAsyncContextManager[Any]: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalSystem:
+    """One external system: where it is, how to log in, and how to check its identity.
+
+    Records returned by a `SystemStore` carry its ``id``, ``revision`` and timestamps, and
+    their `client` is pooled when the store has pooling on. A record built by hand is
+    validated on construction and its clients are never pooled. Plain strings given for
+    ``password``, ``private_key`` or ``private_key_password`` are wrapped in `Secret`.
+    """
+
+    id: int | None = None
+    name: str
+    system_type: str
+    host: str | None = None
+    port: int | None = None
+    username: str | None = None
+    password: Secret | None = None
+    private_key: Secret | None = None
+    private_key_password: Secret | None = None
+    fingerprint: str | None = None
+    ignore_fingerprint: bool = False
+    remote_path: str | None = None
+    tenants: frozenset[str] = frozenset()
+    options: dict[str, Any] = field(default_factory=dict)
+    revision: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    # Set by the store on the records it returns; dataclasses.replace() leaves it unset, so an
+    # edited copy never borrows a pooled client built from the stored credentials.
+    _client_source: ClientSource | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in SECRET_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, Secret(value))
+
+        tenants: object = self.tenants
+        if isinstance(tenants, str) or not isinstance(tenants, Iterable):
+            raise InvalidSystem(
+                f"system {self.name!r}: tenants must be a collection of strings such as "
+                f"['acme'], not {tenants!r}",
+                system=self.name if isinstance(self.name, str) else None,
+            )
+        object.__setattr__(self, "tenants", frozenset(tenants))
+
+        if self.options is None:
+            object.__setattr__(self, "options", {})
+        validate_system(self)
+
+        # A private copy, so that the caller's later edits cannot change a validated record.
+        object.__setattr__(self, "options", copy.deepcopy(self.options))
+
+    def __hash__(self) -> int:
+        # options is a dict, so the generated hash over all fields would fail.
+        return hash((self.name, self.system_type, self.revision))
+
+    def client(self) -> AbstractAsyncContextManager[Any]:
+        """Return an async context manager that yields a ready client for this system.
+
+        Pooled when the store that returned this record has pooling on. Otherwise a client is
+        opened on entry and destroyed on exit, also when the body raises or is cancelled.
+
+        Raises:
+            ConnectionFailed: the client could not be opened; the cause is chained.
+            EncryptionKeyError: a secret needed to connect cannot be decrypted.
+        """
+        if self._client_source is not None:
+            return self._client_source.lease(self)
+        return UnpooledClient(self)
+
+    async def test_connection(self, timeout: float = 10.0) -> ConnectionReport:
+        """Open a fresh client, check it and close it, bypassing any pool.
+
+        Never raises for a failure to connect: the report says ``ok=False`` and why.
+
+        Args:
+            timeout: seconds for the whole test, connection and cleanup included.
+        """
+        started = time.monotonic()
+        try:
+            adapter = adapter_for(self.system_type)
+            with anyio.move_on_after(timeout) as scope:
+                detail = await adapter.test_connection(self)
+            if scope.cancelled_caught:
+                ok, detail = False, f"timed out after {timeout:g} s"
+            else:
+                ok = True
+        except Exception as exc:
+            ok, detail = False, describe_error(exc)
+        elapsed = time.monotonic() - started
+
+        logger.info(
+            "connection test of system %r: %s in %.3f s (%s)",
+            self.name,
+            "ok" if ok else "failed",
+            elapsed,
+            detail,
+        )
+        return ConnectionReport(system=self.name, ok=ok, elapsed=elapsed, detail=detail)
+
+
+@dataclass(frozen=True)
+class ConnectionReport:
+    """Result of `ExternalSystem.test_connection`."""
+
+    system: str
+    """Name of the tested system."""
+    ok: bool
+    elapsed: float
+    """Seconds the test took."""
+    detail: str
+    """What the adapter reported on success, or why the test failed."""
+
+
+def validate_system(system: ExternalSystem) -> None:
+    """Run the checks shared by every way a record enters, then the adapter's own `validate`.
+
+    Raises:
+        InvalidSystem: a field is invalid; the message names the system, field and value.
+        UnknownSystemType: no installed adapter handles ``system.system_type``.
+    """
+    validate_name(system.name)
+    name = system.name
+
+    if not isinstance(system.system_type, str) or not system.system_type:
+        raise InvalidSystem(
+            f"system {name!r}: system_type must be a non-empty string such as 'sftp'",
+            system=name,
+        )
+    validate_text_field(name, "host", system.host)
+    validate_port(name, system.port)
+    validate_text_field(name, "username", system.username)
+    validate_text_field(name, "fingerprint", system.fingerprint)
+    validate_text_field(name, "remote_path", system.remote_path)
+    for secret_field in SECRET_FIELDS:
+        value = getattr(system, secret_field)
+        if value is not None and not isinstance(value, Secret):
+            raise InvalidSystem(
+                f"system {name!r}: {secret_field} must be a str or Secret, "
+                f"not {type(value).__name__}",
+                system=name,
+            )
+    if not isinstance(system.ignore_fingerprint, bool):
+        raise InvalidSystem(
+            f"system {name!r}: ignore_fingerprint must be True or False, "
+            f"not {system.ignore_fingerprint!r}",
+            system=name,
+        )
+    validate_tenants(name, system.tenants)
+    validate_options(name, system.options)
+
+    try:
+        adapter = adapter_for(system.system_type)
+    except InvalidSystem as exc:
+        exc.system = name
+        raise
+    adapter.validate(system)
+
+
+def describe_error(exc: BaseException) -> str:
+    """Return ``Type: message`` for an exception, or the message alone for asyncext errors."""
+    if isinstance(exc, AsyncextError):
+        return str(exc)
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def open_client(system: ExternalSystem) -> Any:
+    """Open a client through the system's adapter, translating foreign errors.
+
+    Raises:
+        ConnectionFailed: the adapter failed; the original exception is chained.
+        AsyncextError: raised by the adapter itself (`HostKeyMismatch`, `EncryptionKeyError`,
+            ...), passed through unchanged.
+    """
+    adapter = adapter_for(system.system_type)
+    try:
+        return await adapter.get_client(system)
+    except AsyncextError:
+        raise
+    except Exception as exc:
+        raise ConnectionFailed(
+            f"cannot connect to system {system.name!r} ({system.system_type}): "
+            f"{describe_error(exc)}; check its host, port and credentials, for example "
+            f"with: asyncext test {shlex.quote(system.name)}",
+            system=system.name,
+        ) from exc
+
+
+async def destroy_client(system: ExternalSystem, client: Any) -> None:
+    """Destroy a client, shielded from cancellation and bounded by `CLEANUP_TIMEOUT`.
+
+    A failure is logged, not raised, because the caller is already done with the client and
+    may be handling another error.
+    """
+    adapter = adapter_for(system.system_type)
+    try:
+        await run_shielded(lambda: adapter.destroy_client(client), timeout=CLEANUP_TIMEOUT)
+    except Exception as exc:
+        logger.warning(
+            "destroying a client of system %r failed: %s", system.name, describe_error(exc)
+        )
+
+
+class UnpooledClient:
+    """Async context manager that opens a client on entry and destroys it on exit."""
+
+    __slots__ = ("_client", "_system")
+
+    def __init__(self, system: ExternalSystem) -> None:
+        self._system = system
+        self._client: Any = None
+
+    async def __aenter__(self) -> Any:
+        self._client = await open_client(self._system)
+        return self._client
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        client, self._client = self._client, None
+        await destroy_client(self._system, client)
