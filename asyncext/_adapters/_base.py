@@ -53,6 +53,15 @@ class Adapter(abc.ABC, Generic[ClientT]):
         """Return whether a pooled client still works; a false result retires it."""
         return True
 
+    def lease_limit(self, client: ClientT) -> int | None:
+        """Return how many pool holders may share this client now, or None for no own limit.
+
+        The pool never exceeds its ``max_leases`` option; an adapter that learns a lower
+        limit from the server (such as a channel limit per SSH connection) reports it here,
+        and new holders then go to other clients.
+        """
+        return None
+
     async def test_connection(self, system: ExternalSystem) -> str:
         """Connect, check and close a client, and return a one-line detail for the report.
 
