@@ -309,12 +309,13 @@ class SystemStore:
         logger.info("added system %r (type %s)", name, system_type)
         return system_from_row(row, self._keyring, self._pools)
 
-    async def update(self, name: str, **changes: Any) -> ExternalSystem:
+    async def update(self, name: str, /, **changes: Any) -> ExternalSystem:
         """Change the given fields of a system and return it as stored.
 
         Only the fields passed change; ``revision`` goes up by one and ``updated_at`` is set.
         Pooled clients of the system are retired: idle ones now, busy ones when they come
-        back. A new ``name`` renames the system.
+        back. A new ``name`` renames the system, which is why the current name is
+        positional-only: ``update("old", name="new")``.
 
         Raises:
             SystemNotFound: no system has that name.

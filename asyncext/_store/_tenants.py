@@ -45,7 +45,7 @@ class TenantView:
         """Add a system assigned to this tenant (and to any others in ``tenants``)."""
         return await self._store._add(name, system_type, fields, tenant=self._tenant)
 
-    async def update(self, name: str, **changes: Any) -> ExternalSystem:
+    async def update(self, name: str, /, **changes: Any) -> ExternalSystem:
         """Change a system this tenant sees; see `SystemStore.update`."""
         return await self._store._update(name, changes, tenant=self._tenant)
 

@@ -1,0 +1,282 @@
+"""ExternalSystem: validation on construction, unpooled clients and connection tests."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from asyncext import (
+    Adapter,
+    ConnectionFailed,
+    ExternalSystem,
+    HostKeyMismatch,
+    InvalidSystem,
+    Secret,
+    SystemStore,
+    register_adapter,
+)
+
+
+class Handle:
+    """A fake client that records what happened to it."""
+
+    def __init__(self, system: str) -> None:
+        self.system = system
+        self.destroyed = False
+
+
+class RecordingAdapter(Adapter[Handle]):
+    """Test adapter whose behaviour each test sets through class attributes."""
+
+    system_type = "test-recording"
+    description = "records get_client and destroy_client calls"
+
+    opened: ClassVar[list[Handle]] = []
+    fail_with: ClassVar[BaseException | None] = None
+    connect_delay: ClassVar[float] = 0.0
+    destroy_delay: ClassVar[float] = 0.0
+    destroy_started: ClassVar[asyncio.Event | None] = None
+    healthy: ClassVar[bool] = True
+
+    def validate(self, system: ExternalSystem) -> None:
+        if system.host == "invalid.example":
+            raise InvalidSystem(f"system {system.name!r}: host is not allowed", system=system.name)
+
+    async def get_client(self, system: ExternalSystem) -> Handle:
+        await asyncio.sleep(self.connect_delay)
+        if self.fail_with is not None:
+            raise self.fail_with
+        handle = Handle(system.name)
+        self.opened.append(handle)
+        return handle
+
+    async def destroy_client(self, client: Handle) -> None:
+        if self.destroy_started is not None:
+            self.destroy_started.set()
+        await asyncio.sleep(self.destroy_delay)
+        client.destroyed = True
+
+    async def check_client(self, client: Handle) -> bool:
+        return self.healthy
+
+
+register_adapter(RecordingAdapter)
+
+
+@pytest.fixture(autouse=True)
+def reset_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(RecordingAdapter, "opened", [])
+    monkeypatch.setattr(RecordingAdapter, "fail_with", None)
+    monkeypatch.setattr(RecordingAdapter, "connect_delay", 0.0)
+    monkeypatch.setattr(RecordingAdapter, "destroy_delay", 0.0)
+    monkeypatch.setattr(RecordingAdapter, "destroy_started", None)
+    monkeypatch.setattr(RecordingAdapter, "healthy", True)
+
+
+def make_system(**fields: Any) -> ExternalSystem:
+    return ExternalSystem(name="recorder", system_type="test-recording", **fields)
+
+
+def test_system_wraps_plain_secrets() -> None:
+    """Plain strings given for secrets become Secret objects hidden in repr."""
+    system = make_system(password="hunter2", private_key="KEYTEXT", private_key_password="pp")
+
+    assert isinstance(system.password, Secret)
+    assert system.password.reveal() == "hunter2"
+    assert "hunter2" not in repr(system)
+    assert "KEYTEXT" not in repr(system)
+
+
+def test_system_runs_adapter_validation() -> None:
+    """Construction runs the adapter's validate()."""
+    with pytest.raises(InvalidSystem, match="host is not allowed"):
+        make_system(host="invalid.example")
+
+
+def test_system_copies_options() -> None:
+    """Later edits of the caller's dict do not reach the record."""
+    options: dict[str, Any] = {"nested": {"a": 1}}
+    system = make_system(options=options)
+
+    options["nested"]["a"] = 2
+
+    assert system.options == {"nested": {"a": 1}}
+
+
+def test_system_is_hashable() -> None:
+    """Records can be used in sets although options is a dict."""
+    assert len({make_system(), make_system()}) == 1
+
+
+def test_system_replace_validates() -> None:
+    """dataclasses.replace() validates the changed record."""
+    with pytest.raises(InvalidSystem, match="port"):
+        dataclasses.replace(make_system(), port=0)
+
+
+async def test_client_destroys_after_normal_exit() -> None:
+    """An unpooled client is destroyed when the block ends."""
+    async with make_system().client() as handle:
+        assert not handle.destroyed
+
+    assert handle.destroyed
+
+
+async def test_client_destroys_after_body_error() -> None:
+    """An exception in the body destroys the client and propagates unchanged."""
+    with pytest.raises(KeyError, match="boom"):
+        async with make_system().client() as handle:
+            raise KeyError("boom")
+
+    assert handle.destroyed
+
+
+async def test_client_destroys_after_cancellation() -> None:
+    """A body cancelled from outside still destroys the client."""
+    entered = asyncio.Event()
+    handles: list[Handle] = []
+
+    async def use() -> None:
+        async with make_system().client() as handle:
+            handles.append(handle)
+            entered.set()
+            await asyncio.sleep(60)
+
+    task = asyncio.create_task(use())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    assert handles[0].destroyed
+
+
+async def test_client_destroy_survives_cancellation() -> None:
+    """A cancellation that arrives during destroy does not interrupt it."""
+    RecordingAdapter.destroy_delay = 0.05
+    RecordingAdapter.destroy_started = asyncio.Event()
+    handles: list[Handle] = []
+
+    async def use() -> None:
+        async with make_system().client() as handle:
+            handles.append(handle)
+
+    task = asyncio.create_task(use())
+    await RecordingAdapter.destroy_started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    assert handles[0].destroyed
+
+
+async def test_client_destroy_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A destroy that hangs is abandoned after the cleanup timeout."""
+    monkeypatch.setattr("asyncext._system.CLEANUP_TIMEOUT", 0.05)
+    RecordingAdapter.destroy_delay = 60.0
+
+    async def use() -> None:
+        async with make_system().client():
+            pass
+
+    await asyncio.wait_for(use(), timeout=5)
+
+
+async def test_client_connect_error_is_connection_failed() -> None:
+    """A foreign error in get_client surfaces as ConnectionFailed naming the system."""
+    original = OSError("connection refused")
+    RecordingAdapter.fail_with = original
+
+    with pytest.raises(ConnectionFailed, match="'recorder'") as caught:
+        async with make_system().client():
+            pass
+
+    assert caught.value.system == "recorder"
+    assert caught.value.__cause__ is original
+    assert "connection refused" in str(caught.value)
+
+
+async def test_client_asyncext_error_passes_through() -> None:
+    """An asyncext error raised by the adapter reaches the caller unchanged."""
+    original = HostKeyMismatch(
+        "mismatch", system="recorder", expected="a", offered="b", key_type="ssh-ed25519"
+    )
+    RecordingAdapter.fail_with = original
+
+    with pytest.raises(HostKeyMismatch) as caught:
+        async with make_system().client():
+            pass
+
+    assert caught.value is original
+
+
+async def test_connection_report_ok() -> None:
+    """test_connection() reports ok with the adapter's detail and the elapsed time."""
+    report = await make_system().test_connection()
+
+    assert report.ok is True
+    assert report.system == "recorder"
+    assert report.detail == "connected"
+    assert report.elapsed >= 0
+    assert RecordingAdapter.opened[0].destroyed
+
+
+async def test_connection_report_failure() -> None:
+    """A failure to connect is ok=False with the reason, not an exception."""
+    RecordingAdapter.fail_with = ConnectionRefusedError("refused by peer")
+
+    report = await make_system().test_connection()
+
+    assert report.ok is False
+    assert "refused by peer" in report.detail
+
+
+async def test_connection_report_unhealthy() -> None:
+    """A client that fails its health check makes the report fail."""
+    RecordingAdapter.healthy = False
+
+    report = await make_system().test_connection()
+
+    assert report.ok is False
+    assert "health check" in report.detail
+
+
+async def test_connection_report_timeout() -> None:
+    """A test that runs past its timeout reports ok=False saying so."""
+    RecordingAdapter.connect_delay = 60.0
+
+    report = await make_system().test_connection(timeout=0.05)
+
+    assert report.ok is False
+    assert "timed out after 0.05 s" in report.detail
+    assert report.elapsed < 5
+
+
+async def test_stored_system_runs_adapter_validation(tmp_path: Path) -> None:
+    """add() and update() both run the adapter's validate() and store nothing on failure."""
+    async with SystemStore(tmp_path / "systems.db") as store:
+        with pytest.raises(InvalidSystem, match="host is not allowed"):
+            await store.add("recorder", "test-recording", host="invalid.example")
+        await store.add("recorder", "test-recording", host="ok.example")
+        with pytest.raises(InvalidSystem, match="host is not allowed"):
+            await store.update("recorder", host="invalid.example")
+
+        assert (await store.get("recorder")).host == "ok.example"
+
+
+async def test_stored_system_client_unpooled(tmp_path: Path) -> None:
+    """A record from a store without pooling opens and destroys a client per block."""
+    async with SystemStore(tmp_path / "systems.db") as store:
+        system = await store.add("recorder", "test-recording")
+        async with system.client() as first:
+            pass
+        async with system.client() as second:
+            pass
+
+    assert first is not second
+    assert first.destroyed
+    assert second.destroyed
