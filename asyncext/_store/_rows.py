@@ -36,6 +36,14 @@ EDITABLE_FIELDS = frozenset(COLUMNS) - {"id", "revision", "created_at", "updated
 
 _NO_TENANTS: frozenset[str] = frozenset()
 
+# The store writes compact JSON with no surrounding whitespace, so the decoder's raw entry point
+# can skip the whitespace handling of json.loads, which costs half the time for short objects.
+_decode_json = json.JSONDecoder().raw_decode
+_parse_timestamp = datetime.fromisoformat
+_new_object = object.__new__
+# The dataclass is frozen, so its own __setattr__ refuses every assignment.
+_set_attribute = object.__setattr__
+
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
@@ -54,26 +62,32 @@ def system_from_row(row: Any, keyring: Keyring, source: ClientSource | None) -> 
     stay encrypted until revealed.
     """
     name = row[1]
-    system = object.__new__(ExternalSystem)
-    system.__dict__.update(
-        id=row[0],
-        name=name,
-        system_type=row[2],
-        host=row[3],
-        port=row[4],
-        username=row[5],
-        password=None if row[6] is None else keyring.unseal(row[6], system=name),
-        private_key=None if row[7] is None else keyring.unseal(row[7], system=name),
-        private_key_password=None if row[8] is None else keyring.unseal(row[8], system=name),
-        fingerprint=row[9],
-        ignore_fingerprint=bool(row[10]),
-        remote_path=row[11],
-        tenants=_NO_TENANTS if row[12] == "[]" else frozenset(json.loads(row[12])),
-        options=json.loads(row[13]),
-        revision=row[14],
-        created_at=datetime.fromisoformat(row[15]),
-        updated_at=datetime.fromisoformat(row[16]),
-        _client_source=source,
+    system = _new_object(ExternalSystem)
+    _set_attribute(
+        system,
+        "__dict__",
+        {
+            "id": row[0],
+            "name": name,
+            "system_type": row[2],
+            "host": row[3],
+            "port": row[4],
+            "username": row[5],
+            "password": None if row[6] is None else keyring.unseal(row[6], system=name),
+            "private_key": None if row[7] is None else keyring.unseal(row[7], system=name),
+            "private_key_password": (
+                None if row[8] is None else keyring.unseal(row[8], system=name)
+            ),
+            "fingerprint": row[9],
+            "ignore_fingerprint": row[10] == 1,
+            "remote_path": row[11],
+            "tenants": _NO_TENANTS if row[12] == "[]" else frozenset(_decode_json(row[12])[0]),
+            "options": {} if row[13] == "{}" else _decode_json(row[13])[0],
+            "revision": row[14],
+            "created_at": _parse_timestamp(row[15]),
+            "updated_at": _parse_timestamp(row[16]),
+            "_client_source": source,
+        },
     )
     return system
 
