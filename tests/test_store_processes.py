@@ -1,0 +1,80 @@
+"""Several processes sharing one store file at the same time."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import textwrap
+from pathlib import Path
+
+from asyncext import SystemStore
+
+WORKER = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    from asyncext import SystemStore
+
+    async def main(path, worker, root, updates):
+        async with SystemStore(path) as store:
+            print(time.time(), flush=True)
+            for index in range(10):
+                await store.add(f"w{worker}-{index}", "local", remote_path=root)
+            for step in range(updates):
+                await store.update("shared", options={"writer": worker, "step": step})
+                await store.update(f"w{worker}-{step % 10}", username=f"u{step}")
+            for index in range(0, 10, 2):
+                await store.remove(f"w{worker}-{index}")
+            print(time.time(), flush=True)
+
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])))
+    """
+)
+
+
+async def test_store_processes_lose_no_update(tmp_path: Path) -> None:
+    """Concurrent writers in several processes never see 'locked' and lose no update."""
+    path = tmp_path / "shared.db"
+    workers, updates = 4, 60
+    async with SystemStore(path) as store:
+        await store.add("shared", "local", remote_path=str(tmp_path))
+
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            WORKER,
+            str(path),
+            str(worker),
+            str(tmp_path),
+            str(updates),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for worker in range(workers)
+    ]
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(*(process.communicate() for process in processes)), timeout=120
+    )
+
+    for process, (_, stderr) in zip(processes, outcomes, strict=True):
+        assert process.returncode == 0, stderr.decode()
+        assert b"locked" not in stderr
+
+    # The writers must really have overlapped, or the test would prove nothing.
+    spans = [tuple(map(float, stdout.split())) for stdout, _ in outcomes]
+    latest_start = max(start for start, _ in spans)
+    earliest_end = min(end for _, end in spans)
+    assert latest_start < earliest_end
+
+    async with SystemStore(path) as store:
+        shared = await store.get("shared")
+        names = [system.name for system in await store.list()]
+        kept = [await store.get(f"w{worker}-1") for worker in range(workers)]
+
+    assert shared.revision == 1 + workers * updates
+    expected = ["shared"] + [
+        f"w{worker}-{index}" for worker in range(workers) for index in range(1, 10, 2)
+    ]
+    assert sorted(names) == sorted(expected)
+    # Each kept system w*-1 was updated at steps 1, 11, 21, 31, 41 and 51.
+    assert [system.revision for system in kept] == [1 + 6] * workers
