@@ -1,0 +1,95 @@
+"""What every command receives: the store location, the standard streams and output helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TextIO, TypeVar
+
+from .._crypto import KEY_ENVIRONMENT_VARIABLE
+from .._store._store import SystemStore
+from ._errors import CommandError
+
+STORE_ENVIRONMENT_VARIABLE = "ASYNCEXT_STORE"
+DEFAULT_STORE = "asyncext.db"
+
+T = TypeVar("T")
+
+
+def default_store_path() -> str:
+    """Return ``$ASYNCEXT_STORE``, or ``asyncext.db`` in the working directory when unset."""
+    return os.environ.get(STORE_ENVIRONMENT_VARIABLE) or DEFAULT_STORE
+
+
+@dataclass
+class Context:
+    """The store path and streams of one command run.
+
+    Results go to ``stdout``; prompts, warnings and errors go to ``stderr``, so that the
+    output of ``--json`` and ``keygen`` can be piped or captured unchanged.
+    """
+
+    store_path: str
+    stdin: TextIO
+    stdout: TextIO
+    stderr: TextIO
+
+    def require_store(self) -> None:
+        """Raise `CommandError` unless the store file exists.
+
+        Commands other than ``init`` refuse a missing file, so that a mistyped path does
+        not leave an empty store behind.
+        """
+        if os.path.exists(self.store_path):
+            return
+        raise CommandError(
+            f"store {self.store_path!r} not found",
+            hint="create it with 'asyncext init', or point --store or "
+            f"{STORE_ENVIRONMENT_VARIABLE} at an existing store",
+        )
+
+    def open_store(self, *, create: bool = False) -> SystemStore:
+        """Return an unopened store for `store_path`, keyed from ``ASYNCEXT_KEY``.
+
+        Args:
+            create: allow a missing file to be created.
+
+        Raises:
+            CommandError: the file is missing and ``create`` is false.
+            EncryptionKeyError: ``ASYNCEXT_KEY`` holds a value that is not a Fernet key.
+        """
+        if not create:
+            self.require_store()
+        return SystemStore(self.store_path)
+
+    def run(self, operation: Callable[[SystemStore], Awaitable[T]]) -> T:
+        """Open the existing store, run ``operation`` on it in a new event loop, and close it.
+
+        Each command reads its input before calling this, because a blocking read inside
+        the event loop would not be interrupted by the first Ctrl-C on Python 3.11+.
+        """
+
+        async def run_in_store() -> T:
+            async with self.open_store() as store:
+                return await operation(store)
+
+        return asyncio.run(run_in_store())
+
+    def has_key(self) -> bool:
+        """Return whether ``ASYNCEXT_KEY`` is set, so that new secrets are encrypted."""
+        return bool(os.environ.get(KEY_ENVIRONMENT_VARIABLE, "").strip(" ,"))
+
+    def write(self, text: str = "") -> None:
+        """Write one line of result to standard output."""
+        self.stdout.write(text + "\n")
+
+    def write_json(self, value: Any) -> None:
+        """Write ``value`` as indented JSON, keys in the order given, to standard output."""
+        self.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+    def warn(self, message: str) -> None:
+        """Write a ``Warning:`` line to standard error."""
+        self.stderr.write(f"Warning: {message}\n")

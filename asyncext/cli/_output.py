@@ -1,0 +1,165 @@
+"""How systems and reports are shown: aligned tables for people, JSON for scripts.
+
+Both forms hide every secret unless the caller asks for secrets explicitly. In the table
+form a set secret reads as ``**********``; in JSON it is left out, so that no script can
+mistake a mask for a value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from .._secrets import MASK
+from .._system import SECRET_FIELDS, ConnectionReport, ExternalSystem
+
+EMPTY = "-"
+"""Shown in tables for a field that is not set."""
+
+SHOWN_FIELDS = (
+    "name",
+    "system_type",
+    "host",
+    "port",
+    "username",
+    "password",
+    "private_key",
+    "private_key_password",
+    "fingerprint",
+    "ignore_fingerprint",
+    "remote_path",
+    "tenants",
+    "options",
+    "revision",
+    "id",
+    "created_at",
+    "updated_at",
+)
+"""Fields in the order ``show`` prints them and JSON output lists them."""
+
+
+def system_to_json(system: ExternalSystem, *, include_secrets: bool = False) -> dict[str, Any]:
+    """Return a JSON-ready dict of every field, secrets only when ``include_secrets`` is true.
+
+    Raises:
+        EncryptionKeyError: ``include_secrets`` is true and a secret cannot be decrypted.
+    """
+    record: dict[str, Any] = {}
+    for name in SHOWN_FIELDS:
+        value = getattr(system, name)
+        if name in SECRET_FIELDS:
+            if not include_secrets:
+                continue
+            value = None if value is None else value.reveal()
+        elif name == "tenants":
+            value = sorted(value)
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        record[name] = value
+    return record
+
+
+def report_to_json(report: ConnectionReport) -> dict[str, Any]:
+    """Return a connection report as a JSON-ready dict with the elapsed time in milliseconds."""
+    return {
+        "system": report.system,
+        "ok": report.ok,
+        "elapsed_ms": round(report.elapsed * 1000, 1),
+        "detail": report.detail,
+    }
+
+
+def address(system: ExternalSystem) -> str:
+    """Return ``host:port`` for a table cell, with an IPv6 host in brackets."""
+    if not system.host:
+        return EMPTY
+    host = f"[{system.host}]" if ":" in system.host else system.host
+    return host if system.port is None else f"{host}:{system.port}"
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Return the lines of a table whose columns are as wide as their widest cell.
+
+    The last column is not padded, so lines carry no trailing spaces.
+    """
+    widths = [len(header) for header in headers]
+    for row in rows:
+        for index, cell in enumerate(row):
+            widths[index] = max(widths[index], len(cell))
+
+    lines = []
+    for row in (headers, *rows):
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths[:-1], strict=True)]
+        lines.append("  ".join([*cells, row[-1]]))
+    return lines
+
+
+def system_rows(systems: Sequence[ExternalSystem]) -> list[list[str]]:
+    """Return the ``list`` table rows: name, type, address, username, tenants, revision."""
+    return [
+        [
+            system.name,
+            system.system_type,
+            address(system),
+            system.username or EMPTY,
+            ",".join(sorted(system.tenants)) or EMPTY,
+            str(system.revision),
+        ]
+        for system in systems
+    ]
+
+
+LIST_HEADERS = ("NAME", "TYPE", "HOST:PORT", "USERNAME", "TENANTS", "REVISION")
+
+
+def format_system(system: ExternalSystem, *, show_secrets: bool = False) -> list[str]:
+    """Return ``show``'s lines: one ``field  value`` line per field, values aligned.
+
+    A multi-line value such as a revealed private key continues on the following lines,
+    indented to the value column.
+
+    Raises:
+        EncryptionKeyError: ``show_secrets`` is true and a secret cannot be decrypted.
+    """
+    width = max(len(name) for name in SHOWN_FIELDS)
+    lines = []
+    for name in SHOWN_FIELDS:
+        text = _field_text(system, name, show_secrets=show_secrets)
+        first, *rest = text.rstrip("\n").split("\n")
+        lines.append(f"{name.ljust(width)}  {first}")
+        lines.extend(" " * (width + 2) + line for line in rest)
+    return lines
+
+
+def _field_text(system: ExternalSystem, name: str, *, show_secrets: bool) -> str:
+    value = getattr(system, name)
+    if value is None:
+        return EMPTY
+    if name in SECRET_FIELDS:
+        return value.reveal() if show_secrets else MASK
+    if name == "ignore_fingerprint":
+        return "yes" if value else "no"
+    if name == "tenants":
+        return ", ".join(sorted(value)) or EMPTY
+    if name == "options":
+        return json.dumps(value, ensure_ascii=False, sort_keys=True) if value else EMPTY
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    return str(value)
+
+
+def format_report(report: ConnectionReport) -> list[str]:
+    """Return ``test``'s lines: the system, ok or failed, the time in ms and the detail."""
+    return format_table(
+        ("SYSTEM", "RESULT", "ELAPSED", "DETAIL"),
+        [
+            [
+                report.system,
+                "ok" if report.ok else "failed",
+                f"{report.elapsed * 1000:.0f} ms",
+                report.detail,
+            ]
+        ],
+    )

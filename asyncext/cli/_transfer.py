@@ -1,0 +1,142 @@
+"""Commands that move records and keys in bulk: ``export``, ``import`` and ``rotate-key``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from .._store._store import SystemStore
+from ._context import Context
+from ._errors import CommandError, UsageError
+from ._input import MAX_INPUT_BYTES, read_secret_from_stdin
+
+MAX_IMPORT_BYTES = 256 * 1024 * 1024
+"""Largest import file read, in bytes; a record takes well under 10 kB."""
+
+
+def export(args: argparse.Namespace, context: Context) -> int:
+    """Write every system as a JSON list, to standard output or to ``--output``."""
+
+    async def read(store: SystemStore) -> list[dict[str, Any]]:
+        return await store.export_systems(include_secrets=args.include_secrets)
+
+    records = context.run(read)
+    text = json.dumps(records, indent=2, ensure_ascii=False) + "\n"
+    if args.output is None:
+        context.stdout.write(text)
+        return 0
+
+    _write_file(args.output, text, private=args.include_secrets)
+    secrets = "with secrets" if args.include_secrets else "without secrets"
+    context.stderr.write(
+        f"Exported {len(records)} system{_plural(len(records))} {secrets} to {args.output!r}.\n"
+    )
+    return 0
+
+
+def _write_file(path: str, text: str, *, private: bool) -> None:
+    """Write ``text`` to ``path``; a ``private`` file gets mode 0600 before any byte is written.
+
+    Raises:
+        CommandError: the file cannot be written.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    try:
+        descriptor = os.open(path, flags, 0o600 if private else 0o666)
+        with open(descriptor, "w", encoding="utf-8") as file:
+            # An existing file keeps its mode on open, so tighten it before writing secrets.
+            if private:
+                os.fchmod(file.fileno(), 0o600)
+            file.write(text)
+    except OSError as exc:
+        raise CommandError(
+            f"cannot write the export file {path!r}: {exc.strerror or exc}",
+            hint="check that the folder exists and is writable",
+        ) from None
+
+
+def import_systems(args: argparse.Namespace, context: Context) -> int:
+    """Add the systems of an export file, handling existing names as ``--on-conflict`` says."""
+    records = _read_records(args.file, context)
+
+    async def write(store: SystemStore) -> Any:
+        return await store.import_systems(records, on_conflict=args.on_conflict)
+
+    result = context.run(write)
+    context.write(f"Imported from {args.file!r}: {result}.")
+    return 0
+
+
+def _read_records(path: str, context: Context) -> list[dict[str, Any]]:
+    """Read and decode the JSON list of records in ``path``, or on standard input for ``-``.
+
+    Raises:
+        UsageError: the file is missing or unreadable.
+        CommandError: the content is not a JSON list of objects.
+    """
+    source = "standard input" if path == "-" else repr(path)
+    try:
+        if path == "-":
+            text = context.stdin.read(MAX_IMPORT_BYTES + 1)
+        else:
+            with open(path, encoding="utf-8") as file:
+                text = file.read(MAX_IMPORT_BYTES + 1)
+    except FileNotFoundError:
+        raise UsageError(
+            f"import file {path!r} not found", hint="check the path, or pass - for standard input"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise UsageError(
+            f"cannot read import file {path!r}: {reason}",
+            hint="give a file written by 'asyncext export'",
+        ) from None
+    if len(text) > MAX_IMPORT_BYTES:
+        raise CommandError(
+            f"the import from {source} is larger than {MAX_IMPORT_BYTES} characters",
+            hint="split the systems over several files",
+        )
+
+    try:
+        records = json.loads(text)
+    except json.JSONDecodeError as exc:
+        # The position is safe to show; the text around it might be a secret.
+        raise CommandError(
+            f"the import from {source} is not valid JSON (line {exc.lineno}, column {exc.colno})",
+            hint="give a file written by 'asyncext export'",
+        ) from None
+    except RecursionError:
+        raise CommandError(
+            f"the import from {source} is nested too deeply to be an export file",
+            hint="give a file written by 'asyncext export'",
+        ) from None
+    if not isinstance(records, list) or not all(isinstance(item, dict) for item in records):
+        raise CommandError(
+            f"the import from {source} is not a JSON list of system records",
+            hint="give a file written by 'asyncext export'",
+        )
+    return records
+
+
+def rotate_key(args: argparse.Namespace, context: Context) -> int:
+    """Re-encrypt every stored secret with a new key; the old keys come from ASYNCEXT_KEY."""
+    if args.new_key_stdin:
+        new_key = read_secret_from_stdin("new key", "--new-key-stdin", context.stdin).strip()
+    else:
+        new_key = args.new_key.strip()
+    if len(new_key) > MAX_INPUT_BYTES:
+        raise UsageError("the new key is too long", hint="generate one with 'asyncext keygen'")
+
+    async def rotate(store: SystemStore) -> Any:
+        return await store.rotate_key(new_key)
+
+    report = context.run(rotate)
+    context.write(f"Rotated the key of store {context.store_path!r}: {report}.")
+    context.write("Set ASYNCEXT_KEY to the new key now; the old key no longer decrypts anything.")
+    return 0
+
+
+def _plural(count: int) -> str:
+    return "" if count == 1 else "s"
