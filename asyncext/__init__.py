@@ -25,6 +25,8 @@ from ._errors import (
 )
 from ._files import FileClient, FileInfo
 from ._secrets import Secret
+from ._store._export import ImportReport
+from ._store._rotation import RotationReport
 from ._store._store import SystemStore
 from ._store._tenants import TenantView
 from ._system import ConnectionReport, ExternalSystem
@@ -40,6 +42,8 @@ __all__ = [
     # secrets
     "Secret",
     "generate_key",
+    "RotationReport",
+    "ImportReport",
     # adapters and files
     "Adapter",
     "register_adapter",

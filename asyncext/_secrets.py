@@ -1,43 +1,73 @@
-"""`Secret`: a credential that never shows its value unless asked."""
+"""`Secret`: a credential that never shows its value unless asked.
+
+Besides the three secret fields of a system (``password``, ``private_key`` and
+``private_key_password``), options may hold secrets too, such as an API token or an OAuth
+client secret. They go in one reserved option, ``options["secrets"]``: a flat mapping from a
+name to a `Secret` (plain strings given there are wrapped on construction). Everything else in
+``options`` is ordinary JSON and is never treated as a secret, whatever its name.
+"""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._errors import InvalidSystem
+
 MASK = "**********"
+
+OPTION_SECRETS = "secrets"
+"""The option that holds a system's secret options, as a mapping from name to `Secret`."""
 
 
 class Secret:
     """A credential value that stays hidden in ``repr``, ``str``, f-strings and logs.
 
-    Only `reveal` returns the value. A secret read from an encrypted store is decrypted on
-    the first `reveal`, so listing systems decrypts nothing.
+    Only `reveal` returns the value. Any string can be a secret, ``"******"`` and ``""``
+    included: the mask is only ever produced for display, never compared against. A secret
+    read from an encrypted store is decrypted on the first `reveal`, so listing systems
+    decrypts nothing.
+
+    Two secrets are equal when their values are equal, which reveals (and so decrypts) both.
     """
 
-    __slots__ = ("_reveal", "_value")
+    __slots__ = ("_origin", "_reveal", "_value")
 
     def __init__(self, value: str) -> None:
         if not isinstance(value, str):
             raise TypeError(f"Secret value must be a str, not {type(value).__name__}")
         self._value: str | None = value
         self._reveal: Callable[[], str] | None = None
+        self._origin: tuple[object, str] | None = None
 
     @classmethod
-    def _deferred(cls, reveal: Callable[[], str]) -> Secret:
-        """Create a secret whose value is computed by ``reveal`` on first use (decryption)."""
+    def _deferred(
+        cls, reveal: Callable[[], str], *, origin: tuple[object, str] | None = None
+    ) -> Secret:
+        """Create a secret whose value is computed by ``reveal`` on first use (decryption).
+
+        ``origin`` is ``(keyring, stored text)``: the keyring that can write the secret back
+        unchanged, without decrypting it, as long as it is the same keyring.
+        """
         secret = cls.__new__(cls)
         secret._value = None
         secret._reveal = reveal
+        secret._origin = origin
         return secret
+
+    def _stored_form(self, keyring: object) -> str | None:
+        """Return the stored text this secret was read from, if ``keyring`` read it."""
+        if self._origin is not None and self._origin[0] is keyring:
+            return self._origin[1]
+        return None
 
     def reveal(self) -> str:
         """Return the plain value.
 
         Raises:
             EncryptionKeyError: the value is stored encrypted and the store's key cannot
-                decrypt it.
+                decrypt it. The secret stays unrevealed, so a later call tries again.
         """
         if self._value is None:
             assert self._reveal is not None
@@ -72,3 +102,53 @@ class Secret:
     def __reduce__(self) -> Any:
         # Pickling would write the plain value to wherever the pickle goes.
         raise TypeError("Secret cannot be pickled; pass secret.reveal() explicitly if needed")
+
+
+def wrap_option_secrets(system: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``options`` whose secret options are all `Secret` objects.
+
+    The caller's mapping is left unchanged. Options without ``"secrets"`` are returned as a
+    plain copy of the top level.
+
+    Raises:
+        InvalidSystem: ``options["secrets"]`` is not a mapping from non-empty names to
+            strings or secrets. The message names the option, never its value.
+    """
+    copied = dict(options)
+    if OPTION_SECRETS not in copied:
+        return copied
+
+    secrets = copied[OPTION_SECRETS]
+    if not isinstance(secrets, Mapping):
+        raise InvalidSystem(
+            f"system {system!r}: options[{OPTION_SECRETS!r}] must be a dict from a name to a "
+            f"secret string, such as {{'token': '...'}}, not {type(secrets).__name__}",
+            system=system,
+        )
+    wrapped: dict[str, Secret] = {}
+    for name, value in secrets.items():
+        if not isinstance(name, str) or not name:
+            raise InvalidSystem(
+                f"system {system!r}: the names in options[{OPTION_SECRETS!r}] must be "
+                f"non-empty strings, not {name!r}",
+                system=system,
+            )
+        if isinstance(value, str):
+            value = Secret(value)
+        elif not isinstance(value, Secret):
+            # The type is safe to show; the value might be the secret itself.
+            raise InvalidSystem(
+                f"system {system!r}: options[{OPTION_SECRETS!r}][{name!r}] must be a str or "
+                f"Secret, not {type(value).__name__}",
+                system=system,
+            )
+        wrapped[name] = value
+    copied[OPTION_SECRETS] = wrapped
+    return copied
+
+
+def split_option_secrets(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Secret]]:
+    """Return ``(plain options, secret options)``, the second taken from ``"secrets"``."""
+    plain = dict(options)
+    secrets = plain.pop(OPTION_SECRETS, None)
+    return plain, dict(secrets) if isinstance(secrets, Mapping) else {}

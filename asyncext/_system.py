@@ -17,8 +17,9 @@ import anyio
 
 from ._adapters._registry import adapter_for
 from ._errors import AsyncextError, ConnectionFailed, InvalidSystem
-from ._secrets import Secret
+from ._secrets import OPTION_SECRETS, Secret, wrap_option_secrets
 from ._tasks import CLEANUP_TIMEOUT, run_shielded
+from ._uri import format_system_uri, parse_system_uri
 from ._validation import (
     validate_name,
     validate_options,
@@ -87,6 +88,9 @@ class ExternalSystem:
 
         if self.options is None:
             object.__setattr__(self, "options", {})
+        elif isinstance(self.options, dict) and OPTION_SECRETS in self.options:
+            name = self.name if isinstance(self.name, str) else "?"
+            object.__setattr__(self, "options", wrap_option_secrets(name, self.options))
         validate_system(self)
 
         # A private copy, so that the caller's later edits cannot change a validated record.
@@ -95,6 +99,42 @@ class ExternalSystem:
     def __hash__(self) -> int:
         # options is a dict, so the generated hash over all fields would fail.
         return hash((self.name, self.system_type, self.revision))
+
+    @classmethod
+    def from_uri(cls, uri: str, name: str) -> ExternalSystem:
+        """Build an unsaved record from a URI such as ``sftp://user:p%40ss@host:2222/srv/data``.
+
+        The scheme is the system type, the user information holds the user name and the
+        password, and the path is ``remote_path``. Query parameters carry the other fields:
+        ``fingerprint``, ``ignore_fingerprint=true``, one ``tenant`` per tenant, ``private_key``,
+        ``private_key_password``, ``remote_path`` (for a relative path), ``option.NAME=JSON``
+        for each option and ``secret.NAME=TEXT`` for each secret option. Every component is
+        percent-decoded as UTF-8 by RFC 3986 rules, so ``+`` is a plus sign, not a space.
+
+        Args:
+            uri: the URI; reserved characters in names and secrets must be percent-encoded.
+            name: the name of the new record.
+
+        Raises:
+            InvalidSystem: the URI is malformed or the record is invalid. The message names
+                the part at fault and never contains the password or another secret.
+            UnknownSystemType: no installed adapter handles the URI's scheme.
+        """
+        return parse_system_uri(cls, uri, name=name)
+
+    def to_uri(self, *, include_secrets: bool = False) -> str:
+        """Return this system as a URI that `from_uri` reads back into an equal record.
+
+        Without ``include_secrets`` the password, private key, key passphrase and secret
+        options are left out entirely, not masked, so the URI reads back as a record without
+        them. The store's ``id``, ``revision`` and timestamps are not part of the URI.
+
+        Raises:
+            InvalidSystem: the system type is not a valid URI scheme (letters, digits, ``+``,
+                ``-`` and ``.``, starting with a letter).
+            EncryptionKeyError: ``include_secrets`` is true and a secret cannot be decrypted.
+        """
+        return format_system_uri(self, include_secrets=include_secrets)
 
     def client(self) -> AbstractAsyncContextManager[Any]:
         """Return an async context manager that yields a ready client for this system.
@@ -106,6 +146,9 @@ class ExternalSystem:
             ConnectionFailed: the client could not be opened; the cause is chained.
             EncryptionKeyError: a secret needed to connect cannot be decrypted.
         """
+        # Decrypting first makes a missing or wrong key an EncryptionKeyError naming the
+        # system for every adapter, pooled or not, before any connection is attempted.
+        reveal_secrets(self)
         if self._client_source is not None:
             return self._client_source.lease(self)
         return UnpooledClient(self)
@@ -189,7 +232,11 @@ def validate_system(system: ExternalSystem) -> None:
             system=name,
         )
     validate_tenants(name, system.tenants)
-    validate_options(name, system.options)
+    # Secret options are checked by wrap_option_secrets on construction; the rest is JSON.
+    options = system.options
+    if isinstance(options, dict) and OPTION_SECRETS in options:
+        options = {key: value for key, value in options.items() if key != OPTION_SECRETS}
+    validate_options(name, options)
 
     try:
         adapter = adapter_for(system.system_type)
@@ -197,6 +244,22 @@ def validate_system(system: ExternalSystem) -> None:
         exc.system = name
         raise
     adapter.validate(system)
+
+
+def reveal_secrets(system: ExternalSystem) -> None:
+    """Decrypt every secret of ``system``, so a key problem shows before connecting.
+
+    Raises:
+        EncryptionKeyError: a secret cannot be decrypted; the message names the system.
+    """
+    for secret_field in SECRET_FIELDS:
+        secret = getattr(system, secret_field)
+        if secret is not None:
+            secret.reveal()
+    option_secrets = system.options.get(OPTION_SECRETS)
+    if isinstance(option_secrets, dict):
+        for secret in option_secrets.values():
+            secret.reveal()
 
 
 def describe_error(exc: BaseException) -> str:

@@ -6,8 +6,8 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from .._crypto import Keyring
-from .._secrets import Secret
+from .._crypto import Keyring, SealedText
+from .._secrets import OPTION_SECRETS
 from .._system import SECRET_FIELDS, ClientSource, ExternalSystem
 
 COLUMNS = (
@@ -73,16 +73,22 @@ def system_from_row(row: Any, keyring: Keyring, source: ClientSource | None) -> 
             "host": row[3],
             "port": row[4],
             "username": row[5],
-            "password": None if row[6] is None else keyring.unseal(row[6], system=name),
-            "private_key": None if row[7] is None else keyring.unseal(row[7], system=name),
+            "password": (
+                None if row[6] is None else keyring.unseal(row[6], system=name, field="password")
+            ),
+            "private_key": (
+                None if row[7] is None else keyring.unseal(row[7], system=name, field="private key")
+            ),
             "private_key_password": (
-                None if row[8] is None else keyring.unseal(row[8], system=name)
+                None
+                if row[8] is None
+                else keyring.unseal(row[8], system=name, field="private key passphrase")
             ),
             "fingerprint": row[9],
             "ignore_fingerprint": row[10] == 1,
             "remote_path": row[11],
             "tenants": _NO_TENANTS if row[12] == "[]" else frozenset(_decode_json(row[12])[0]),
-            "options": {} if row[13] == "{}" else _decode_json(row[13])[0],
+            "options": {} if row[13] == "{}" else _read_options(row[13], keyring, name),
             "revision": row[14],
             "created_at": _parse_timestamp(row[15]),
             "updated_at": _parse_timestamp(row[16]),
@@ -96,11 +102,13 @@ def column_value(system: ExternalSystem, column: str, keyring: Keyring) -> Any:
     """Return the value stored in ``column`` for ``system``; secrets are sealed."""
     value = getattr(system, column)
     if column in SECRET_FIELDS:
-        return None if value is None else keyring.seal(_secret_text(value))
+        return None if value is None else keyring.seal_secret(value, system=system.name)
     if column == "tenants":
         return json.dumps(sorted(value), ensure_ascii=False)
     if column == "options":
-        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+        sealed = keyring.seal_options(value, system=system.name)
+        text = json.dumps(sealed, ensure_ascii=False, allow_nan=False)
+        return SealedText(text) if OPTION_SECRETS in sealed else text
     if column == "ignore_fingerprint":
         return int(value)
     if column in ("created_at", "updated_at"):
@@ -108,5 +116,9 @@ def column_value(system: ExternalSystem, column: str, keyring: Keyring) -> Any:
     return value
 
 
-def _secret_text(secret: Secret) -> str:
-    return secret.reveal()
+def _read_options(text: str, keyring: Keyring, name: str) -> dict[str, Any]:
+    """Decode an options column; secret options become `Secret` objects, still encrypted."""
+    options: dict[str, Any] = _decode_json(text)[0]
+    if OPTION_SECRETS in options:
+        keyring.unseal_options(options, system=name)
+    return options

@@ -12,7 +12,7 @@ import logging
 import os
 import sqlite3
 import warnings
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,6 +23,8 @@ from .._crypto import Keyring
 from .._errors import DuplicateSystem, InvalidSystem, StoreError, SystemNotFound
 from .._system import ExternalSystem
 from .._tasks import run_shielded
+from ._export import ImportReport, OnConflict, export_systems, import_systems
+from ._rotation import RotationReport, rotate_key
 from ._rows import (
     COLUMNS,
     EDITABLE_FIELDS,
@@ -69,7 +71,7 @@ class SystemStore:
         pool: PoolOptions | None = None,
     ) -> None:
         self._path = os.fspath(path)
-        self._keyring = Keyring.from_setting(key)
+        self._keyring = Keyring.from_setting(key, owner=self._path)
         self._pool_options = pool
         self._pools: SystemPools | None = None
         self._db: aiosqlite.Connection | None = None
@@ -171,6 +173,9 @@ class SystemStore:
 
         try:
             await db.execute("PRAGMA journal_mode = WAL")
+            # Zero the space that replaced and deleted values free, so an old secret does not
+            # linger in free pages of the file.
+            await db.execute("PRAGMA secure_delete = ON")
             if version < SCHEMA_VERSION:
                 version = await self._migrate(db)
         except sqlite3.Error as exc:
@@ -406,6 +411,60 @@ class SystemStore:
         logger.info("removed system %r", name)
         if self._pools is not None:
             await self._pools.system_removed(name)
+
+    # --- secrets: rotation, export and import --------------------------------------------
+
+    async def rotate_key(self, new_key: str) -> RotationReport:
+        """Re-encrypt every stored secret with ``new_key`` in one transaction.
+
+        Afterwards the store encrypts with ``new_key`` and still decrypts with its old keys;
+        open it with ``key=new_key`` alone once every process has switched. Secrets stored
+        unencrypted are encrypted too, and the file is vacuumed so that neither old
+        ciphertext nor old plaintext remains in it. Running it again re-encrypts nothing.
+        A failure rolls everything back, leaving every secret readable with the old keys.
+
+        Raises:
+            EncryptionKeyError: ``new_key`` is not a valid Fernet key, or a stored secret
+                cannot be decrypted with any key of the store; nothing is changed.
+        """
+        return await rotate_key(self, new_key)
+
+    async def export_systems(
+        self, *, include_secrets: bool = False
+    ) -> builtins.list[dict[str, Any]]:
+        """Return every system as a JSON-compatible dict, ordered by name.
+
+        Each record has a ``format_version`` and every field but ``id``, with timestamps as
+        ISO 8601 text. Secrets (the three secret fields and ``options["secrets"]``) are
+        left out unless ``include_secrets`` is true; they are never masked.
+
+        Raises:
+            EncryptionKeyError: ``include_secrets`` is true and a secret cannot be decrypted.
+        """
+        return await export_systems(self, include_secrets=include_secrets, tenant=None)
+
+    async def import_systems(
+        self, records: Iterable[Mapping[str, Any]], *, on_conflict: OnConflict = "fail"
+    ) -> ImportReport:
+        """Validate records from `export_systems` like `add` does, then store them together.
+
+        All records are written in one transaction, so an invalid record or a conflict
+        rejects the whole import and writes nothing. A record keeps its revision and
+        timestamps when it is added. An overwrite replaces every field the record has, counts
+        as a change (revision + 1) and keeps each secret the record leaves out.
+
+        Args:
+            records: dicts as returned by `export_systems`; ``format_version`` may be left
+                out, and so may any field but ``name`` and ``system_type``.
+            on_conflict: what to do when a system of the same name exists: ``"fail"``
+                raises `DuplicateSystem`, ``"skip"`` keeps it, ``"overwrite"`` replaces it.
+
+        Raises:
+            InvalidSystem: a record is malformed or invalid; the message names its number.
+            DuplicateSystem: ``on_conflict="fail"`` and some of the systems exist.
+            ValueError: ``on_conflict`` is not one of the three choices.
+        """
+        return await import_systems(self, records, on_conflict=on_conflict, tenant=None)
 
     # --- tenants -------------------------------------------------------------------------
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._system import ExternalSystem
+from ._export import ImportReport, OnConflict, export_systems, import_systems
 
 if TYPE_CHECKING:
     from ._store import SystemStore
@@ -52,3 +54,23 @@ class TenantView:
     async def remove(self, name: str) -> None:
         """Delete a system this tenant sees; see `SystemStore.remove`."""
         await self._store._remove(name, tenant=self._tenant)
+
+    async def export_systems(
+        self, *, include_secrets: bool = False
+    ) -> builtins.list[dict[str, Any]]:
+        """Return the systems this tenant sees as records; see `SystemStore.export_systems`."""
+        return await export_systems(
+            self._store, include_secrets=include_secrets, tenant=self._tenant
+        )
+
+    async def import_systems(
+        self, records: Iterable[Mapping[str, Any]], *, on_conflict: OnConflict = "fail"
+    ) -> ImportReport:
+        """Import records assigned to this tenant; see `SystemStore.import_systems`.
+
+        A system of the same name outside this tenant's view is never overwritten: the
+        import raises `DuplicateSystem`, or skips the record with ``on_conflict="skip"``.
+        """
+        return await import_systems(
+            self._store, records, on_conflict=on_conflict, tenant=self._tenant
+        )
