@@ -1,0 +1,155 @@
+"""Running a pool's ``create`` and ``check`` functions, and the pool's background sweep.
+
+Each user function runs in its own task that the caller waits for with `asyncio.wait`,
+which returns on a timeout without cancelling the caller. Cancelling the caller itself
+(``task.cancel()`` or an outer timeout) for a timeout would race with the function's
+result: a client created in the same loop turn as the cancellation would be lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from .._errors import AsyncextError, ConnectionFailed
+
+FILL_BACKOFF_INITIAL = 0.1
+"""Seconds before the first retry after a failed create for ``min_size``."""
+
+FILL_BACKOFF_MAX = 30.0
+"""Longest delay between retries of creates for ``min_size``, in seconds."""
+
+SWEEP_INTERVAL_MAX = 60.0
+"""Longest pause between two sweeps of idle clients, in seconds."""
+
+SWEEP_INTERVAL_MIN = 0.005
+"""Shortest pause between two sweeps, so that a tiny ``max_idle`` cannot spin the loop."""
+
+
+def describe(exc: BaseException) -> str:
+    """Return ``Type: message`` for a foreign exception, the message alone for ours."""
+    if isinstance(exc, AsyncextError):
+        return str(exc)
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def backoff_delay(failures: int) -> float:
+    """Return the delay before the next create for ``min_size`` after ``failures`` failures.
+
+    The delay doubles with each failure up to `FILL_BACKOFF_MAX`, and is drawn from its
+    upper half at random, so that pools that failed together do not retry together.
+    """
+    ceiling = min(FILL_BACKOFF_MAX, FILL_BACKOFF_INITIAL * 2.0 ** min(failures - 1, 30))
+    return ceiling * (0.5 + random.random() / 2)
+
+
+async def create_client(
+    create: Callable[[], Awaitable[Any]],
+    *,
+    timeout: float,
+    pool_name: str,
+    on_late_client: Callable[[Any], None],
+) -> Any:
+    """Return ``await create()``, bounded by ``timeout`` seconds (0: no bound).
+
+    A client that ``create`` returns after it was given up on (timeout or cancellation)
+    goes to ``on_late_client``, so that it can be destroyed rather than leaked.
+
+    Raises:
+        ConnectionFailed: ``create`` raised, timed out or was cancelled on its own; the
+            original exception is chained.
+        AsyncextError: raised by ``create`` itself, passed through unchanged.
+    """
+    task = asyncio.ensure_future(create())
+    try:
+        done, _ = await asyncio.wait((task,), timeout=timeout or None)
+    except asyncio.CancelledError:
+        _abandon(task, on_late_client)
+        raise
+
+    if not done:
+        _abandon(task, on_late_client)
+        raise ConnectionFailed(
+            f"creating a client for pool {pool_name!r} timed out after {timeout:g} s "
+            "(create_timeout); check that the server is reachable, or raise create_timeout"
+        )
+    if task.cancelled():
+        raise ConnectionFailed(
+            f"creating a client for pool {pool_name!r} failed: the create function was "
+            "cancelled from inside"
+        )
+
+    error = task.exception()
+    if error is None:
+        return task.result()
+    if isinstance(error, AsyncextError):
+        raise error
+    raise ConnectionFailed(
+        f"creating a client for pool {pool_name!r} failed: {describe(error)}"
+    ) from error
+
+
+def _abandon(task: asyncio.Future[Any], on_late_client: Callable[[Any], None]) -> None:
+    def collect(finished: asyncio.Future[Any]) -> None:
+        if finished.cancelled():
+            return
+        if finished.exception() is None:  # also marks an exception as retrieved
+            on_late_client(finished.result())
+
+    task.cancel()
+    task.add_done_callback(collect)
+
+
+async def run_check(
+    check: Callable[[Any], Awaitable[bool]], client: Any, timeout: float | None
+) -> str | None:
+    """Run ``check(client)`` for at most ``timeout`` seconds (None: no bound).
+
+    Returns:
+        None when the client is healthy, else why it is not, as a clause for a log line.
+    """
+    task = asyncio.ensure_future(check(client))
+    try:
+        done, _ = await asyncio.wait((task,), timeout=timeout)
+    except asyncio.CancelledError:
+        _abandon(task, _ignore)
+        raise
+
+    if not done:
+        _abandon(task, _ignore)
+        return f"its health check did not finish within {timeout:g} s"
+    if task.cancelled():
+        return "its health check was cancelled"
+    error = task.exception()
+    if error is not None:
+        return f"its health check raised {describe(error)}"
+    if not task.result():
+        return "its health check returned false"
+    return None
+
+
+def _ignore(client: Any) -> None:
+    """Keep a client that a cancelled check returned: the check does not own it."""
+
+
+class Sweepable(Protocol):
+    def _sweep(self) -> float: ...
+
+
+async def maintain(pool_ref: weakref.ref[Sweepable]) -> None:
+    """Sweep a pool's idle clients until the pool is gone; the pool cancels it on close.
+
+    The task holds the pool only through a weak reference between sweeps, so that an
+    unclosed pool can still be garbage-collected and warn about it.
+    """
+    while True:
+        pool = pool_ref()
+        if pool is None:
+            return
+        delay = pool._sweep()
+        del pool
+        await asyncio.sleep(delay)

@@ -1,0 +1,216 @@
+"""`PoolCheckout`: acquiring and releasing clients, first come, first served.
+
+The uncontended path (`PoolCheckout._acquire_nowait` and `PoolCheckout._release_nowait`)
+is plain bookkeeping: no await, no task, no lock. Everything else goes through
+`PoolCheckout._acquire_slow`, which waits on a future in the pool's `WaiterQueue`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from time import monotonic
+from typing import Any, TypeVar
+
+from .._errors import PoolTimeout
+from ._entry import BUSY, NEVER, PooledClient
+from ._state import NEW, OPEN
+from ._supply import PoolSupply
+from ._waiters import TIMED_OUT
+
+logger = logging.getLogger("asyncext.pool")
+
+ClientT = TypeVar("ClientT")
+
+
+class PoolCheckout(PoolSupply[ClientT]):
+    """Hands clients to holders and takes them back."""
+
+    # --- acquiring -----------------------------------------------------------------------
+
+    def _acquire_nowait(self) -> PooledClient | None:
+        """Lease the newest idle client if nobody waits and it needs no check; else None."""
+        idle = self._idle
+        if idle and self._exclusive and not self._waiters:
+            entry = idle[-1]
+            if monotonic() < entry.fast_until:
+                idle.pop()
+                entry.leases = 1
+                entry.state = BUSY
+                self._acquired += 1
+                logger.debug("pool %r: acquired client #%d", self._name, entry.number)
+                return entry
+        return None
+
+    async def _acquire_slow(self) -> PooledClient:
+        """Take, wait for or create a client, and check it if due, within one deadline."""
+        if self._state is NEW:
+            self._start()
+        assert self._loop is not None
+        timeout = self._options.acquire_timeout
+        deadline = self._loop.time() + timeout if timeout else math.inf
+        lost_turn = False
+
+        while True:
+            if self._state is not OPEN:
+                raise self._closed_error()
+
+            entry = self._take_nowait()
+            if entry is None:
+                entry = await self._wait(deadline, first=lost_turn)
+
+            if (entry.needs_check or self._check_due(entry)) and not await self._verify(
+                entry, deadline
+            ):
+                # That client failed its check and is gone; this caller goes to the head
+                # of the line for the next one.
+                lost_turn = True
+                continue
+
+            self._acquired += 1
+            logger.debug("pool %r: acquired client #%d", self._name, entry.number)
+            return entry
+
+    def _check_due(self, entry: PooledClient) -> bool:
+        """Return whether the first holder of an idle client must check it first."""
+        options = self._options
+        return (
+            entry.leases == 1
+            and options.check_on_acquire
+            and self._check is not None
+            and monotonic() - entry.last_used > options.check_interval
+        )
+
+    def _take_nowait(self) -> PooledClient | None:
+        """Lease a client without waiting, retiring stale idle ones on the way; else None.
+
+        Returns None while others wait, so that nobody passes them in line.
+        """
+        if self._waiters:
+            return None
+        if not self._exclusive:
+            shared = self._pick_shared()
+            if shared is not None:
+                shared.leases += 1
+                return shared
+
+        now = monotonic()
+        while self._idle:
+            entry = self._idle.pop()
+            reason = self._stale_reason(entry, now)
+            if reason is None:
+                entry.leases = 1
+                entry.state = BUSY
+                return entry
+            self._discard_nowait(entry, reason=reason)
+        return None
+
+    async def _wait(self, deadline: float, first: bool) -> PooledClient:
+        """Queue for a client and return the one handed over, with its lease taken."""
+        assert self._loop is not None
+        max_waiting = self._options.max_waiting
+        if max_waiting and len(self._waiters) >= max_waiting:
+            self._timeouts += 1
+            raise PoolTimeout(
+                f"pool {self._name!r} already has {len(self._waiters)} acquires waiting "
+                f"(max_waiting={max_waiting}); retry later, or raise max_size or max_waiting"
+            )
+
+        future = self._waiters.push(deadline, first=first)
+        self._grow()
+        started = self._loop.time()
+        try:
+            result = await future
+        except asyncio.CancelledError:
+            self._abandon(future)
+            raise
+        finally:
+            self._wait_time_total += self._loop.time() - started
+
+        if type(result) is PooledClient:
+            return result
+        if result is TIMED_OUT:
+            self._timeouts += 1
+            raise self._timeout_error()
+        assert isinstance(result, BaseException)
+        raise result
+
+    def _abandon(self, future: asyncio.Future[Any]) -> None:
+        """Clean up after a waiter cancelled while queued, or just after being served.
+
+        A future resolved with a client in the loop turn of the cancellation holds a
+        lease that nobody will use: it goes to the next waiter, or back to idle. This is
+        why the queue resolves futures instead of notifying a condition: a notification
+        to a task cancelled in the same moment is lost, and the client with it.
+        """
+        if not future.done() or future.cancelled():
+            self._waiters.discard(future)
+            return
+        result = future.result()
+        if type(result) is PooledClient:
+            result.leases -= 1
+            if result.retired is not None and result.leases == 0:
+                self._discard_nowait(result)
+            else:
+                self._offer(result)
+        # A create error meant for this waiter is dropped with it; the remaining waiters
+        # may need a create of their own.
+        self._grow()
+
+    # --- releasing -----------------------------------------------------------------------
+
+    def _release_nowait(self, entry: PooledClient) -> bool:
+        """Take back a client whose block ended normally.
+
+        Returns False when the client must be destroyed; the caller awaits `_destroy`.
+        """
+        entry.uses += 1
+        entry.leases -= 1
+        now = monotonic()
+        if self._max_uses and entry.uses >= self._max_uses and entry.retired is None:
+            entry.retired = "it reached max_uses"
+        if now >= entry.expires_at and entry.retired is None:
+            entry.retired = "it reached max_lifetime"
+        if self._oversized() and entry.retired is None:
+            entry.retired = "max_size was lowered"
+
+        if entry.retired is not None:
+            entry.fast_until = NEVER
+            return entry.leases > 0
+
+        if entry.leases == 0:
+            self._refresh(entry, now)
+        logger.debug("pool %r: released client #%d", self._name, entry.number)
+        self._offer(entry)
+        return True
+
+    async def _release_after_error(
+        self, entry: PooledClient, exc_type: type[BaseException]
+    ) -> None:
+        """Take back a client whose block raised: check it before reuse, or destroy it."""
+        if issubclass(exc_type, Exception):
+            if self._check is not None:
+                entry.needs_check = True
+                entry.fast_until = NEVER
+            if not self._release_nowait(entry):
+                await self._destroy(entry)
+            return
+
+        # Cancelled or interrupted: the client may be half-way through a request.
+        entry.leases -= 1
+        if entry.retired is None:
+            entry.retired = f"its holder's block was interrupted by {exc_type.__name__}"
+            entry.fast_until = NEVER
+            if entry.leases > 0:
+                logger.warning(
+                    "pool %r: client #%d retires when its other holders release it, because %s",
+                    self._name,
+                    entry.number,
+                    entry.retired,
+                )
+            else:
+                await self._destroy(entry, warn=True)
+                return
+        if entry.leases == 0:
+            await self._destroy(entry)
