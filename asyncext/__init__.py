@@ -28,6 +28,7 @@ from ._errors import (
     UnknownSystemType,
 )
 from ._files import FileClient, FileInfo
+from ._pool import ClientPool, PoolOptions, PoolStats
 from ._secrets import Secret
 from ._store._export import ImportReport
 from ._store._rotation import RotationReport
@@ -57,6 +58,10 @@ __all__ = [
     "LocalFileClient",
     "SFTPFileClient",
     "scan_host_key",
+    # pool
+    "ClientPool",
+    "PoolOptions",
+    "PoolStats",
     # errors
     "AsyncextError",
     "StoreError",
