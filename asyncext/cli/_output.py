@@ -1,8 +1,8 @@
 """How systems and reports are shown: aligned tables for people, JSON for scripts.
 
-Both forms hide every secret unless the caller asks for secrets explicitly. In the table
-form a set secret reads as ``**********``; in JSON it is left out, so that no script can
-mistake a mask for a value.
+Both forms hide every secret, secret options included, unless the caller asks for secrets
+explicitly. In the table form a set secret reads as ``**********``; in JSON it is left out,
+so that no script can mistake a mask for a value.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from .._secrets import MASK
+from .._secrets import MASK, OPTION_SECRETS, split_option_secrets
+from .._store._export import export_record
 from .._system import SECRET_FIELDS, ConnectionReport, ExternalSystem
 
 EMPTY = "-"
@@ -37,28 +38,16 @@ SHOWN_FIELDS = (
     "created_at",
     "updated_at",
 )
-"""Fields in the order ``show`` prints them and JSON output lists them."""
+"""Fields in the order ``show`` prints them."""
 
 
 def system_to_json(system: ExternalSystem, *, include_secrets: bool = False) -> dict[str, Any]:
-    """Return a JSON-ready dict of every field, secrets only when ``include_secrets`` is true.
+    """Return the system as its export record plus its ``id``; see `SystemStore.export_systems`.
 
     Raises:
         EncryptionKeyError: ``include_secrets`` is true and a secret cannot be decrypted.
     """
-    record: dict[str, Any] = {}
-    for name in SHOWN_FIELDS:
-        value = getattr(system, name)
-        if name in SECRET_FIELDS:
-            if not include_secrets:
-                continue
-            value = None if value is None else value.reveal()
-        elif name == "tenants":
-            value = sorted(value)
-        elif isinstance(value, datetime):
-            value = value.isoformat()
-        record[name] = value
-    return record
+    return {**export_record(system, include_secrets=include_secrets), "id": system.id}
 
 
 def report_to_json(report: ConnectionReport) -> dict[str, Any]:
@@ -144,10 +133,25 @@ def _field_text(system: ExternalSystem, name: str, *, show_secrets: bool) -> str
     if name == "tenants":
         return ", ".join(sorted(value)) or EMPTY
     if name == "options":
-        return json.dumps(value, ensure_ascii=False, sort_keys=True) if value else EMPTY
+        options = _shown_options(value, show_secrets=show_secrets)
+        return json.dumps(options, ensure_ascii=False, sort_keys=True) if options else EMPTY
     if isinstance(value, datetime):
         return value.isoformat(sep=" ", timespec="seconds")
     return str(value)
+
+
+def _shown_options(options: dict[str, Any], *, show_secrets: bool) -> dict[str, Any]:
+    """Return ``options`` with its secret options revealed or masked.
+
+    Raises:
+        EncryptionKeyError: ``show_secrets`` is true and a secret cannot be decrypted.
+    """
+    shown, secrets = split_option_secrets(options)
+    if secrets:
+        shown[OPTION_SECRETS] = {
+            name: secret.reveal() if show_secrets else MASK for name, secret in secrets.items()
+        }
+    return shown
 
 
 def format_report(report: ConnectionReport) -> list[str]:

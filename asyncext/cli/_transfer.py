@@ -7,6 +7,9 @@ import json
 import os
 from typing import Any
 
+from .._errors import DuplicateSystem
+from .._store._export import ImportReport
+from .._store._rotation import RotationReport
 from .._store._store import SystemStore
 from ._context import Context
 from ._errors import CommandError, UsageError
@@ -61,11 +64,22 @@ def import_systems(args: argparse.Namespace, context: Context) -> int:
     """Add the systems of an export file, handling existing names as ``--on-conflict`` says."""
     records = _read_records(args.file, context)
 
-    async def write(store: SystemStore) -> Any:
+    async def write(store: SystemStore) -> ImportReport:
         return await store.import_systems(records, on_conflict=args.on_conflict)
 
-    result = context.run(write)
-    context.write(f"Imported from {args.file!r}: {result}.")
+    try:
+        report = context.run(write)
+    except DuplicateSystem as exc:
+        raise CommandError(
+            str(exc).rpartition("; ")[0] or str(exc),
+            hint="pass --on-conflict skip to keep the existing systems, or --on-conflict "
+            "overwrite to replace them",
+        ) from exc
+    source = "standard input" if args.file == "-" else repr(args.file)
+    context.write(
+        f"Imported {len(records)} record{_plural(len(records))} from {source}: "
+        f"{report.added} added, {report.overwritten} overwritten, {report.skipped} skipped."
+    )
     return 0
 
 
@@ -129,12 +143,19 @@ def rotate_key(args: argparse.Namespace, context: Context) -> int:
     if len(new_key) > MAX_INPUT_BYTES:
         raise UsageError("the new key is too long", hint="generate one with 'asyncext keygen'")
 
-    async def rotate(store: SystemStore) -> Any:
+    async def rotate(store: SystemStore) -> RotationReport:
         return await store.rotate_key(new_key)
 
     report = context.run(rotate)
-    context.write(f"Rotated the key of store {context.store_path!r}: {report}.")
-    context.write("Set ASYNCEXT_KEY to the new key now; the old key no longer decrypts anything.")
+    context.write(
+        f"Rotated the key of store {context.store_path!r}: {report.re_encrypted} secret"
+        f"{_plural(report.re_encrypted)} re-encrypted, {report.skipped} already used the new "
+        f"key, {report.empty} empty secret field{_plural(report.empty)}."
+    )
+    context.warn(
+        "set ASYNCEXT_KEY to the new key now: every secret is encrypted with it, and "
+        "commands run with only the old key can no longer decrypt them"
+    )
     return 0
 
 
