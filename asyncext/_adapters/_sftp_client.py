@@ -332,16 +332,27 @@ class SFTPFileClient:
             parts = [] if relative == "." else relative.split("/")
             for index, part in enumerate(parts):
                 current = posixpath.join(current, part)
-                is_last = index == len(parts) - 1
-                await self._make_folder(sftp, current, exist_ok=exist_ok or not is_last)
+                if index < len(parts) - 1:
+                    await self._make_folder(sftp, current, exist_ok=True, target=resolved)
+                else:
+                    await self._make_folder(sftp, current, exist_ok=exist_ok)
             if not parts and not exist_ok:
                 raise _os_error(errno.EEXIST, resolved)
 
         await self._call(run, retry=False)
 
     async def _make_folder(
-        self, sftp: asyncssh.SFTPClient, resolved: str, *, exist_ok: bool
+        self,
+        sftp: asyncssh.SFTPClient,
+        resolved: str,
+        *,
+        exist_ok: bool,
+        target: str | None = None,
     ) -> None:
+        """Create one folder; ``target`` is the deeper folder it is made for, if any.
+
+        A file in place of a parent of ``target`` is ENOTDIR, as ``os.makedirs`` reports it.
+        """
         try:
             await sftp.mkdir(resolved)
             return
@@ -354,6 +365,8 @@ class SFTPFileClient:
             kind = await self._kind(sftp, resolved, follow=False)
         if kind == "folder" and exist_ok:
             return
+        if kind is not None and target is not None:
+            raise _os_error(errno.ENOTDIR, target) from failure
         if kind is not None:
             raise _os_error(errno.EEXIST, resolved) from failure
         raise await self._translate(sftp, failure, resolved) from failure
