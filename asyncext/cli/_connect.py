@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import shlex
 
+from .._adapters._ssh_connect import scan_host_key
+from .._adapters._ssh_settings import DEFAULT_PORT
+from .._errors import ConnectionFailed
 from .._store._store import SystemStore
 from .._system import ConnectionReport, ExternalSystem
 from ._context import Context
-from ._errors import EXIT_FAILED, CommandError
+from ._errors import EXIT_FAILED, CommandError, command_error_from
 from ._input import confirm
-from ._output import address, format_report, report_to_json
-
-DEFAULT_SSH_PORT = 22
+from ._output import format_address, format_report, report_to_json
 
 
 def test(args: argparse.Namespace, context: Context) -> int:
@@ -54,7 +54,7 @@ def trust(args: argparse.Namespace, context: Context) -> int:
     # Three steps, each outside the others' event loop: the confirmation reads the terminal,
     # and a blocking read inside an event loop would not stop at the first Ctrl-C.
     system, fingerprint = context.run(lambda store: _scan(store, name, args.timeout))
-    where = address(system)
+    where = format_address(system.host, system.port or DEFAULT_PORT)
     context.write(f"Host key of system {name!r} at {where}: {fingerprint}")
 
     if system.fingerprint == fingerprint and not system.ignore_fingerprint:
@@ -92,10 +92,8 @@ async def _scan(store: SystemStore, name: str, timeout: float) -> tuple[External
     """Return the system and the fingerprint of the host key its server offers now.
 
     Raises:
-        CommandError: the system has no host, or the server cannot be reached in time.
+        CommandError: the system has no host, or its server cannot be reached in time.
     """
-    from .. import scan_host_key
-
     system = await store.get(name)
     if not system.host:
         raise CommandError(
@@ -103,14 +101,12 @@ async def _scan(store: SystemStore, name: str, timeout: float) -> tuple[External
             hint="trust applies to ssh and sftp systems; set the host with "
             f"'asyncext update {shlex.quote(name)} --host HOST'",
         )
-    port = system.port or DEFAULT_SSH_PORT
     try:
-        fingerprint = await asyncio.wait_for(scan_host_key(system.host, port), timeout)
-    except asyncio.TimeoutError:
+        fingerprint = await scan_host_key(system.host, system.port or DEFAULT_PORT, timeout=timeout)
+    except ConnectionFailed as exc:
+        translated = command_error_from(exc)
         raise CommandError(
-            f"fetching the host key of system {name!r} from {address(system)} timed out "
-            f"after {timeout:g} s",
-            hint="check that the host and port are right and that an SSH server answers "
-            "there; a slow network needs a larger --timeout",
-        ) from None
+            f"cannot fetch the host key of system {name!r}: {translated.message}",
+            hint=translated.hint,
+        ) from exc
     return system, fingerprint

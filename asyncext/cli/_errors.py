@@ -48,13 +48,11 @@ class UsageError(CommandError):
 def command_error_from(exc: AsyncextError) -> CommandError:
     """Translate a library error into a `CommandError` with a hint in command-line terms.
 
-    Library messages end with advice for Python callers after their last ``"; "``, such as
-    ``pass SystemStore(key=...)``. That part is replaced by the matching command-line advice
-    where one exists, and kept as the hint otherwise.
+    Library messages say what failed, then ``"; "`` and what to do next, and that advice is
+    often for Python callers, such as ``pass SystemStore(key=...)``. It is replaced by the
+    matching command-line advice where one exists, and kept as the hint otherwise.
     """
-    what, separator, library_hint = str(exc).rpartition("; ")
-    if not separator:
-        what, library_hint = str(exc), ""
+    what, _, library_hint = str(exc).partition("; ")
 
     # The order matters because the classes form a tree: the most specific comes first.
     if isinstance(exc, SystemNotFound):
@@ -65,8 +63,19 @@ def command_error_from(exc: AsyncextError) -> CommandError:
         # The library's own text lists the installed types, which is the useful part.
         what = str(exc).split(". ", 1)[0]
         hint = "'asyncext types' lists the installed system types and what they need"
+    elif isinstance(exc, InvalidSystem) and "has no fingerprint" in what:
+        # The library's advice names the Python API; the first sentence says what is wrong.
+        what = what.split(". ", 1)[0]
+        hint = (
+            "pass --fingerprint with the server's host key fingerprint (on the server: "
+            "ssh-keygen -l -f <host key>.pub), or add the system with --ignore-fingerprint "
+            "and then run 'asyncext trust NAME', which fetches the key and asks you to "
+            "confirm it"
+        )
     elif isinstance(exc, InvalidSystem):
-        hint = _hint_for_invalid_system(str(exc), library_hint)
+        hint = library_hint or (
+            "correct the value with the matching option; 'asyncext add --help' lists them"
+        )
     elif isinstance(exc, EncryptionKeyError):
         hint = (
             "set ASYNCEXT_KEY to the key the secrets were encrypted with (during a key "
@@ -86,14 +95,3 @@ def command_error_from(exc: AsyncextError) -> CommandError:
     else:
         hint = library_hint or "run the command again with --debug to see where it failed"
     return CommandError(what, hint=hint)
-
-
-def _hint_for_invalid_system(message: str, library_hint: str) -> str:
-    if "fingerprint" in message and "scan_host_key" in message:
-        return (
-            "pass --fingerprint with the server's host key fingerprint, or add the system "
-            "with --ignore-fingerprint and then pin the key with 'asyncext trust NAME'"
-        )
-    if library_hint:
-        return library_hint
-    return "correct the value with the matching option; 'asyncext add --help' lists them"

@@ -60,12 +60,13 @@ def report_to_json(report: ConnectionReport) -> dict[str, Any]:
     }
 
 
-def address(system: ExternalSystem) -> str:
+def format_address(host: str | None, port: int | None) -> str:
     """Return ``host:port`` for a table cell, with an IPv6 host in brackets."""
-    if not system.host:
+    if not host:
         return EMPTY
-    host = f"[{system.host}]" if ":" in system.host else system.host
-    return host if system.port is None else f"{host}:{system.port}"
+    if ":" in host:
+        host = f"[{host}]"
+    return host if port is None else f"{host}:{port}"
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -91,7 +92,7 @@ def system_rows(systems: Sequence[ExternalSystem]) -> list[list[str]]:
         [
             system.name,
             system.system_type,
-            address(system),
+            format_address(system.host, system.port),
             system.username or EMPTY,
             ",".join(sorted(system.tenants)) or EMPTY,
             str(system.revision),

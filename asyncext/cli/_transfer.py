@@ -12,7 +12,7 @@ from .._store._export import ImportReport
 from .._store._rotation import RotationReport
 from .._store._store import SystemStore
 from ._context import Context
-from ._errors import CommandError, UsageError
+from ._errors import CommandError, UsageError, command_error_from
 from ._input import MAX_INPUT_BYTES, read_secret_from_stdin
 
 MAX_IMPORT_BYTES = 256 * 1024 * 1024
@@ -71,7 +71,7 @@ def import_systems(args: argparse.Namespace, context: Context) -> int:
         report = context.run(write)
     except DuplicateSystem as exc:
         raise CommandError(
-            str(exc).rpartition("; ")[0] or str(exc),
+            command_error_from(exc).message,
             hint="pass --on-conflict skip to keep the existing systems, or --on-conflict "
             "overwrite to replace them",
         ) from exc
