@@ -5,12 +5,11 @@ Every public name is importable from this package; the modules behind it are pri
 
 from __future__ import annotations
 
+from ._adapters import _sftp, _ssh  # noqa: F401  (importing registers "sftp" and "ssh")
 from ._adapters._base import Adapter
 from ._adapters._local import LocalFileClient
 from ._adapters._registry import adapter_for, register_adapter
-from ._adapters._sftp import SFTPAdapter as _SFTPAdapter  # registers "sftp"
 from ._adapters._sftp_client import SFTPFileClient
-from ._adapters._ssh import SSHAdapter as _SSHAdapter  # registers "ssh"
 from ._adapters._ssh_connect import scan_host_key
 from ._crypto import generate_key
 from ._errors import (

@@ -123,6 +123,28 @@ def generate_key_files(folder: Path) -> KeyFiles:
     return files
 
 
+KEY_FORMATS = ("openssh", "pem", "pkcs8")
+
+
+def private_key_text(path: Path, key_format: str, passphrase: str | None = None) -> str:
+    """Return the private key in ``path`` as ``openssh``, ``pem`` or ``pkcs8`` text.
+
+    ``pem`` is the traditional ``BEGIN RSA PRIVATE KEY`` form, which exists for RSA only.
+    """
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_ssh_private_key(path.read_bytes(), None)
+    formats = {
+        "openssh": serialization.PrivateFormat.OpenSSH,
+        "pem": serialization.PrivateFormat.TraditionalOpenSSL,
+        "pkcs8": serialization.PrivateFormat.PKCS8,
+    }
+    encryption: serialization.KeySerializationEncryption = serialization.NoEncryption()
+    if passphrase is not None:
+        encryption = serialization.BestAvailableEncryption(passphrase.encode())
+    return key.private_bytes(serialization.Encoding.PEM, formats[key_format], encryption).decode()
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:

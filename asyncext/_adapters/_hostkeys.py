@@ -129,7 +129,8 @@ def parse_fingerprint(text: str) -> HostKeyPin:
         except (asyncssh.KeyImportError, ValueError):
             pass
         else:
-            canonical = key.export_public_key("openssh").decode("ascii").strip()
+            # The comment is dropped: it is not part of the key.
+            canonical = " ".join(key.export_public_key("openssh").decode("ascii").split()[:2])
             return HostKeyPin(text=canonical, hash_name="sha256", key=key)
 
     raise ValueError(

@@ -71,6 +71,13 @@ class _Attempt:
     phase: str = PHASE_HANDSHAKE_SLOT
     offered: asyncssh.SSHKey | None = None
     rejected: bool = False
+    connection: asyncssh.SSHClientConnection | None = None
+
+    def has_server_banner(self) -> bool:
+        """Return whether the server sent its SSH version line before the attempt ended."""
+        if self.connection is None:
+            return False
+        return self.connection.get_extra_info("server_version") is not None
 
 
 @dataclass
@@ -87,6 +94,9 @@ class _SessionWatcher(asyncssh.SSHClient):
         self._system = system
         self._settings = settings
         self._attempt = attempt
+
+    def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
+        self._attempt.connection = conn
 
     def validate_host_public_key(
         self, host: str, addr: str, port: int, key: asyncssh.SSHKey
@@ -172,6 +182,10 @@ async def open_connection(
                 system=system,
             ) from exc
         except _DROPPED as exc:
+            # After the server has rejected the key types it was asked for, it closes the
+            # connection when none of the remaining types is one it has.
+            if rejected and attempt.has_server_banner():
+                raise _mismatch(system, settings, rejected) from None
             delay = _retry_delay(attempt_number)
             remaining = deadline - loop.time()
             if (
