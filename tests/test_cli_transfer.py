@@ -128,7 +128,12 @@ def test_import_bad_input(cli: Cli, tmp_path: Path) -> None:
         "missing file": (("import", missing), None, 2, f"import file {missing!r} not found"),
         "invalid JSON": (("import", "-"), '[{"name": ', 1, "is not valid JSON (line 1, column"),
         "not a list": (("import", "-"), '{"name": "x"}', 1, "is not a JSON list of system"),
-        "invalid record": (("import", "-"), '[{"name": "x"}]', 1, "record #1 has no system_type"),
+        "invalid record": (
+            ("import", "-"),
+            '[{"name": "x"}]',
+            1,
+            "record #1: system 'x': system_type must be",
+        ),
     }
 
     for label, (args, text, code, message) in cases.items():

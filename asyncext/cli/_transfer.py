@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any
 
-from .._errors import DuplicateSystem
+from .._errors import DuplicateSystem, InvalidSystem, UnknownSystemType
 from .._store._export import ImportReport
 from .._store._rotation import RotationReport
 from .._store._store import SystemStore
@@ -74,6 +74,13 @@ def import_systems(args: argparse.Namespace, context: Context) -> int:
             command_error_from(exc).message,
             hint="pass --on-conflict skip to keep the existing systems, or --on-conflict "
             "overwrite to replace them",
+        ) from exc
+    except InvalidSystem as exc:
+        translated = command_error_from(exc)
+        if isinstance(exc, UnknownSystemType) or "; " in str(exc):
+            raise translated from exc
+        raise CommandError(
+            translated.message, hint="correct that record in the file and import it again"
         ) from exc
     source = "standard input" if args.file == "-" else repr(args.file)
     context.write(
