@@ -17,6 +17,7 @@ import anyio
 
 from ._adapters._registry import adapter_for
 from ._errors import AsyncextError, ConnectionFailed, InvalidSystem
+from ._pool import validate_overrides
 from ._secrets import OPTION_SECRETS, Secret, wrap_option_secrets
 from ._tasks import CLEANUP_TIMEOUT, run_shielded
 from ._uri import format_system_uri, parse_system_uri
@@ -237,6 +238,7 @@ def validate_system(system: ExternalSystem) -> None:
     if isinstance(options, dict) and OPTION_SECRETS in options:
         options = {key: value for key, value in options.items() if key != OPTION_SECRETS}
     validate_options(name, options)
+    _validate_pool_overrides(name, options.get("pool"))
 
     try:
         adapter = adapter_for(system.system_type)
@@ -244,6 +246,22 @@ def validate_system(system: ExternalSystem) -> None:
         exc.system = name
         raise
     adapter.validate(system)
+
+
+def _validate_pool_overrides(name: str, overrides: object) -> None:
+    """Raise `InvalidSystem` unless ``options["pool"]`` holds valid `PoolOptions` fields.
+
+    Each value is judged on its own; whether it fits the store's options, such as
+    ``min_size`` against the store's ``max_size``, shows when the pool is built.
+    """
+    if overrides is None:
+        return
+    try:
+        validate_overrides(overrides)
+    except ValueError as exc:
+        raise InvalidSystem(
+            f"system {name!r}: options['pool'] is invalid: {exc}", system=name
+        ) from None
 
 
 def reveal_secrets(system: ExternalSystem) -> None:
