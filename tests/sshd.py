@@ -379,3 +379,111 @@ def start_sshd(
     yield start
     for server in servers:
         server.stop()
+
+
+# --- asyncssh's in-process server, for fault injection -------------------------------------
+
+
+@dataclass
+class FaultServer:
+    """asyncssh's own SSH server on 127.0.0.1, for failures sshd cannot be made to show.
+
+    It accepts password authentication (which the test sshd has turned off), can hold
+    authentication open until ``auth_gate`` is set, and counts what reached it.
+    """
+
+    acceptor: Any
+    host_key: Any
+    password: str
+    port: int
+    host: str = HOST
+    connections: int = 0
+    auth_attempts: int = 0
+    auth_started: Any = None
+    """An asyncio.Event set when a password check begins."""
+    auth_gate: Any = None
+    """An asyncio.Event that password checks wait for, or None to answer at once."""
+    closed_connections: int = 0
+    connection_closed: Any = None
+    """An asyncio.Event set when a client connection ends."""
+    key_attempts: int = 0
+    """Public keys offered by clients; the server accepts none."""
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.host_key.get_fingerprint("sha256"))
+
+    def system(self, system_type: str = "ssh", name: str = "box", **fields: Any) -> ExternalSystem:
+        from asyncext import ExternalSystem
+
+        values: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "username": "tester",
+            "password": self.password,
+            "fingerprint": self.fingerprint,
+        }
+        values.update(fields)
+        return ExternalSystem(name=name, system_type=system_type, **values)
+
+    async def close(self) -> None:
+        self.acceptor.close()
+        await self.acceptor.wait_closed()
+
+
+async def start_fault_server(password: str, *, hold_auth: bool = False) -> FaultServer:
+    """Start asyncssh's server with one password; with ``hold_auth``, checks never finish."""
+    import asyncio
+
+    import asyncssh
+
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    record = FaultServer(acceptor=None, host_key=host_key, password=password, port=0)
+    record.auth_started = asyncio.Event()
+    record.connection_closed = asyncio.Event()
+    record.auth_gate = asyncio.Event() if hold_auth else None
+
+    class Server(asyncssh.SSHServer):
+        def connection_made(self, conn: Any) -> None:
+            record.connections += 1
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            record.closed_connections += 1
+            record.connection_closed.set()
+
+        def begin_auth(self, username: str) -> bool:
+            return True
+
+        def password_auth_supported(self) -> bool:
+            return True
+
+        def public_key_auth_supported(self) -> bool:
+            return True
+
+        def validate_public_key(self, username: str, key: Any) -> bool:
+            record.key_attempts += 1
+            return False
+
+        async def validate_password(self, username: str, offered: str) -> bool:
+            record.auth_attempts += 1
+            record.auth_started.set()
+            if record.auth_gate is not None:
+                await record.auth_gate.wait()
+            return offered == password
+
+    def answer(process: Any) -> None:
+        process.stdout.write("ok\n")
+        process.exit(0)
+
+    record.acceptor = await asyncssh.create_server(
+        Server,
+        HOST,
+        0,
+        server_host_keys=[host_key],
+        process_factory=answer,
+        # Nothing from the machine: no authorized_keys, no config.
+        authorized_client_keys=None,
+        config=None,
+    )
+    record.port = record.acceptor.sockets[0].getsockname()[1]
+    return record
