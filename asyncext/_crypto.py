@@ -23,7 +23,7 @@ ENCRYPTED_PREFIX = "fernet:"
 PLAIN_PREFIX = "plain:"
 
 KeySetting = str | bytes | Sequence[str | bytes] | None
-"""What ``SystemStore(key=...)`` accepts: one key, a list of keys, or None for the environment."""
+"""Type of ``SystemStore(key=...)``: one key, a list of keys, or None for the environment."""
 
 logger = logging.getLogger("asyncext.store")
 

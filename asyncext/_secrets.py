@@ -18,7 +18,7 @@ from ._errors import InvalidSystem
 MASK = "**********"
 
 OPTION_SECRETS = "secrets"
-"""The option that holds a system's secret options, as a mapping from name to `Secret`."""
+"""Name of the option that contains a system's secret options, a mapping from name to `Secret`."""
 
 
 class Secret:

@@ -2,9 +2,9 @@
 
 Loaded as a pytest plugin by ``tests/conftest.py``. For the whole run it sets the ``asyncext``
 and ``aiosqlite`` loggers to DEBUG and records every line they emit, and it records the message
-of every `AsyncextError` created. After each test the recorded text is searched for every
-registered secret in the forms it can leak in (as is, percent-encoded, JSON- or repr-escaped)
-and for Fernet tokens; a hit fails that test at teardown, naming the test and the line.
+of every `AsyncextError` created. After each test the recorded text is searched for Fernet
+tokens and for every registered secret in the forms it can leak in: as is, percent-encoded,
+and JSON- or repr-escaped. A hit fails that test at teardown, naming the logger of the line.
 
 Test modules declare the secrets they use, at import time or inside the test::
 

@@ -380,7 +380,7 @@ async def test_import_secrets_encrypted_at_rest(tmp_path: Path, key: str) -> Non
 
 
 async def test_export_tenant_view_sees_own_systems(store: SystemStore) -> None:
-    """A tenant's export holds the systems it sees: shared ones and its own."""
+    """A tenant's export contains the systems in its view: shared ones and its own."""
     await store.add("gamma-only", "picky-test", tenants=["gamma"])
     names = [record["name"] for record in await store.for_tenant("acme").export_systems()]
     assert names == ["plain", "vault"]

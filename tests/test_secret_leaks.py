@@ -1,4 +1,4 @@
-"""No secret in any output a user sees, with logging at DEBUG and no filter installed."""
+"""No secret in any output shown to a user, with logging at DEBUG and no filter installed."""
 
 from __future__ import annotations
 

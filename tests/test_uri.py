@@ -123,7 +123,7 @@ def test_uri_encodes_plus_and_space() -> None:
 
 
 def test_uri_plus_decodes_as_plus() -> None:
-    """A raw '+' in the URI is a plus sign, as RFC 3986 says, not a space."""
+    """A raw '+' in the URI is a plus sign, as RFC 3986 defines it, not a space."""
     system = parse("uri-test://u:a+b@h/srv")
     assert system.password is not None
     assert system.password.reveal() == "a+b"
@@ -186,7 +186,7 @@ def test_uri_round_trip_any_text(
 ) -> None:
     """Any user name, password, path and option survive, and the URI is pure ASCII."""
     if any(ch in string.whitespace or not ch.isprintable() for ch in username + path):
-        # Control characters are invalid in those fields whatever the URI says.
+        # Control characters are invalid in those fields whatever the URI contains.
         return
     system = full_system(
         username=username,
@@ -305,7 +305,7 @@ def test_uri_unknown_scheme_lists_types() -> None:
 
 
 def test_uri_scheme_is_case_insensitive() -> None:
-    """The scheme is read case-insensitively, as RFC 3986 says."""
+    """The scheme is read case-insensitively, as RFC 3986 requires."""
     assert parse("URI-TEST://h/srv").system_type == "uri-test"
 
 

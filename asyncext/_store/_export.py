@@ -3,8 +3,8 @@
 A record is a dict with a ``format_version`` and every field of a system except the store's
 ``id``: timestamps as ISO 8601 text, tenants as a sorted list, options as they are. Secrets
 (``password``, ``private_key``, ``private_key_password`` and ``options["secrets"]``) are left
-out of the record entirely unless they are asked for; they are never masked, so no
-placeholder can be imported as a real password.
+out of the record entirely unless they are asked for. They are never masked, so no placeholder
+can be imported as a real password.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ ON_CONFLICT_CHOICES = ("fail", "skip", "overwrite")
 
 @dataclass(frozen=True)
 class ImportReport:
-    """What `SystemStore.import_systems` did, counted in systems."""
+    """Counts of the systems that one `SystemStore.import_systems` call handled."""
 
     added: int
     """Records stored as new systems."""

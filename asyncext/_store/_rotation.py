@@ -1,10 +1,10 @@
 """Key rotation: every stored secret re-encrypted under a new key in one transaction.
 
 Rotation also removes what a replaced secret leaves behind in the file. The store runs with
-``PRAGMA secure_delete``, so SQLite zeroes the space a replaced value frees, and after a
-rotation that changed anything the file is vacuumed and the write-ahead log checkpointed and
-truncated, so neither old ciphertext nor plaintext from before the store had a key remains in
-the .db or -wal file.
+``PRAGMA secure_delete``, so SQLite zeroes the space a replaced value frees. After a rotation
+that changed anything, the file is vacuumed and the write-ahead log is checkpointed and
+truncated. Neither old ciphertext nor plaintext from before the store had a key then remains
+in the .db or -wal file.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ _FIELD_LABELS = ("password", "private key", "private key passphrase")
 
 @dataclass(frozen=True)
 class RotationReport:
-    """What `SystemStore.rotate_key` did, counted in secrets.
+    """Counts of the secrets that one `SystemStore.rotate_key` call handled.
 
     A secret is one of the fields ``password``, ``private_key`` and ``private_key_password``
     of one system, or one entry of its ``options["secrets"]``.
