@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,6 +17,7 @@ from asyncext import (
     Adapter,
     EncryptionKeyError,
     ExternalSystem,
+    PoolOptions,
     SystemStore,
     generate_key,
     register_adapter,
@@ -27,17 +29,24 @@ TOKEN = "key-test-token-0d7e"
 register_secret(PASSWORD, TOKEN)
 
 
+@dataclass(eq=False)
+class FakeConnection:
+    """A client that remembers the password it connected with."""
+
+    password: str
+
+
 @register_adapter
-class CredentialAdapter(Adapter[str]):
+class CredentialAdapter(Adapter[FakeConnection]):
     """Reads the password when connecting, as a real adapter would; no network."""
 
     system_type: ClassVar[str] = "credential-test"
     description: ClassVar[str] = "test adapter that reads the password to connect"
     connects: ClassVar[list[str]] = []
 
-    async def get_client(self, system: ExternalSystem) -> str:
+    async def get_client(self, system: ExternalSystem) -> FakeConnection:
         self.connects.append(system.name)
-        return "no password" if system.password is None else system.password.reveal()
+        return FakeConnection("" if system.password is None else system.password.reveal())
 
 
 @pytest.fixture
@@ -148,7 +157,7 @@ async def test_key_right_client_connects(encrypted_store: Path, key: str) -> Non
     async with SystemStore(encrypted_store, key=key) as store:
         vault = await store.get("vault")
         async with vault.client() as client:
-            assert client == PASSWORD
+            assert client.password == PASSWORD
 
 
 async def test_key_wrong_system_without_secrets_connects(encrypted_store: Path) -> None:
@@ -156,7 +165,31 @@ async def test_key_wrong_system_without_secrets_connects(encrypted_store: Path) 
     async with SystemStore(encrypted_store, key=generate_key()) as store:
         plain = await store.get("plain")
         async with plain.client() as client:
-            assert client == "no password"
+            assert client.password == ""
+
+
+async def test_key_wrong_pooled_client_raises(encrypted_store: Path) -> None:
+    """A pooled store raises EncryptionKeyError too, and builds no client."""
+    CredentialAdapter.connects.clear()
+    async with SystemStore(encrypted_store, key=generate_key(), pool=PoolOptions()) as store:
+        vault = await store.get("vault")
+        with pytest.raises(EncryptionKeyError, match="'vault'"):
+            async with vault.client():
+                pass
+    assert CredentialAdapter.connects == []
+
+
+async def test_key_import_overwrite_retires_pooled_clients(encrypted_store: Path, key: str) -> None:
+    """After an import overwrites a system, its pool hands out clients of the new record."""
+    register_secret("replaced-pw-3f7a")
+    async with SystemStore(encrypted_store, key=key, pool=PoolOptions()) as store:
+        async with (await store.get("vault")).client() as first:
+            assert first.password == PASSWORD
+        records = await store.export_systems(include_secrets=True)
+        records[1]["password"] = "replaced-pw-3f7a"
+        await store.import_systems(records, on_conflict="overwrite")
+        async with (await store.get("vault")).client() as second:
+            assert second.password == "replaced-pw-3f7a"
 
 
 async def test_key_wrong_test_connection_reports(encrypted_store: Path) -> None:

@@ -224,13 +224,13 @@ async def import_systems(
                 for system in replaced
             ],
         )
-        rows = [
-            row
-            for system in replaced
-            for row in await db.execute_fetchall(
-                f"SELECT {SELECT_COLUMNS} FROM systems WHERE name = ?", (system.name,)
-            )
-        ]
+
+        # Pools retire the clients of replaced systems, so they need the rows as stored.
+        rows: builtins.list[Any] = []
+        if replaced and store._pools is not None:
+            names = {system.name for system in replaced}
+            everything = await db.execute_fetchall(f"SELECT {SELECT_COLUMNS} FROM systems")
+            rows = [row for row in everything if row[1] in names]
         report = ImportReport(added=len(added), overwritten=len(replaced), skipped=skipped)
         return report, rows
 
