@@ -48,6 +48,11 @@ class ExternalSystem:
     their `client` is pooled when the store has pooling on. A record built by hand is
     validated on construction and its clients are never pooled. Plain strings given for
     ``password``, ``private_key`` or ``private_key_password`` are wrapped in `Secret`.
+
+    Options that are secrets, such as an API token, go in ``options["secrets"]``, a mapping
+    from a name to a string: they are wrapped in `Secret`, encrypted at rest, masked in
+    ``repr`` and left out of URIs and exports unless secrets are requested. Every other
+    option is plain JSON, whatever its name.
     """
 
     id: int | None = None
