@@ -242,6 +242,15 @@ def validate_system(system: ExternalSystem) -> None:
     options = system.options
     if isinstance(options, dict) and OPTION_SECRETS in options:
         options = {key: value for key, value in options.items() if key != OPTION_SECRETS}
+    if isinstance(options, dict):
+        for key, value in options.items():
+            if isinstance(value, Secret):
+                raise InvalidSystem(
+                    f"system {name!r}: option {key!r} is a Secret; put secret options in "
+                    f"options[{OPTION_SECRETS!r}], for example {{{OPTION_SECRETS!r}: "
+                    f"{{{key!r}: ...}}}}",
+                    system=name,
+                )
     validate_options(name, options)
     _validate_pool_overrides(name, options.get("pool"))
 

@@ -80,6 +80,8 @@ def format_system_uri(system: ExternalSystem, *, include_secrets: bool) -> str:
         )
 
     # Authority: user information, host and port.
+    # NOTE: RFC 3986 cannot write a password without a user name, or an empty host, so a
+    # username of None with a password reads back as "", and a host of "" reads back as None.
     password = _reveal(system.password) if include_secrets else None
     userinfo = ""
     if system.username is not None or password is not None:

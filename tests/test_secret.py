@@ -156,6 +156,13 @@ def test_secret_option_error_hides_value(tmp_path: Path) -> None:
     assert TOKEN not in str(caught.value)
 
 
+def test_secret_top_level_option_points_to_secrets(tmp_path: Path) -> None:
+    """A Secret placed directly in options is rejected with the place it belongs."""
+    with pytest.raises(InvalidSystem, match=r"options\['secrets'\]") as caught:
+        local_system(tmp_path, options={"token": Secret(TOKEN)})
+    assert TOKEN not in str(caught.value)
+
+
 def test_secret_other_options_stay_plain(tmp_path: Path) -> None:
     """Options outside 'secrets' are plain JSON values, whatever their names."""
     system = local_system(tmp_path, options={"api_token": "visible-by-design"})
