@@ -1,0 +1,292 @@
+"""ClientPool.acquire: reuse, the max_size bound, first-come first-served order, timeouts
+and create errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+
+import pytest
+from test_pool_support import FakeClient, FakeService, hold, wait_until
+
+from asyncext import ClientPool, ConnectionFailed, EncryptionKeyError, PoolOptions, PoolTimeout
+
+
+async def test_pool_acquire_reuses_client() -> None:
+    """Two blocks in a row get the same client, created once."""
+    service = FakeService()
+    async with service.pool() as pool:
+        async with pool.acquire() as first:
+            pass
+        async with pool.acquire() as second:
+            pass
+    assert first is second
+    assert service.create_calls == 1
+
+
+async def test_pool_acquire_opens_pool() -> None:
+    """acquire() works without open() first."""
+    service = FakeService()
+    pool = service.pool()
+    async with pool.acquire() as client:
+        assert isinstance(client, FakeClient)
+    await pool.close()
+
+
+async def test_pool_acquire_never_exceeds_max_size() -> None:
+    """Twenty holders of a pool of three never make more than three clients exist."""
+    service = FakeService()
+    service.create_delay = 0.001
+    sizes: list[int] = []
+
+    async with service.pool(max_size=3) as pool:
+
+        async def use() -> None:
+            async with pool.acquire():
+                sizes.append(pool.stats().size)
+                await asyncio.sleep(0.001)
+
+        await asyncio.gather(*(use() for _ in range(20)))
+
+    assert service.max_alive == 3
+    assert max(sizes) == 3
+
+
+async def test_pool_acquire_first_come_first_served() -> None:
+    """Waiters get the client in the order they asked for it."""
+    service = FakeService()
+    order: list[int] = []
+    async with service.pool(max_size=1) as pool:
+
+        async def wait_turn(number: int) -> None:
+            async with pool.acquire():
+                order.append(number)
+
+        async with pool.acquire():
+            tasks = []
+            for number in range(5):
+                tasks.append(asyncio.create_task(wait_turn(number)))
+                await wait_until(lambda: pool.stats().waiting == len(tasks))
+        await asyncio.gather(*tasks)
+    assert order == [0, 1, 2, 3, 4]
+
+
+async def test_pool_release_goes_to_waiter_not_newcomer() -> None:
+    """A released client goes to the waiter even if a newcomer asks in the same turn."""
+    service = FakeService()
+    order: list[str] = []
+    async with service.pool(max_size=1) as pool:
+
+        async def take(label: str) -> None:
+            async with pool.acquire():
+                order.append(label)
+
+        async with pool.acquire():
+            waiter = asyncio.create_task(take("waiter"))
+            await wait_until(lambda: pool.stats().waiting == 1)
+        newcomer = asyncio.create_task(take("newcomer"))
+        await asyncio.gather(waiter, newcomer)
+    assert order == ["waiter", "newcomer"]
+
+
+async def test_pool_no_starvation(caplog: pytest.LogCaptureFixture) -> None:
+    """1000 tasks x 100 cycles on ten clients: nobody waits much longer than typical.
+
+    A wait is counted in acquires granted to others meanwhile, which does not depend on
+    the machine's speed: with first-come first-served hand-off, every waiter lets the
+    others already in line go first and nobody else.
+    """
+    # 200,000 debug lines would take most of the test's time.
+    caplog.set_level(logging.INFO, logger="asyncext.pool")
+    service = FakeService()
+    granted = 0
+    waits: list[int] = []
+
+    async with service.pool(max_size=10) as pool:
+
+        async def work() -> None:
+            nonlocal granted
+            for _ in range(100):
+                before = granted
+                async with pool.acquire():
+                    granted += 1
+                    waits.append(granted - before - 1)
+                    await asyncio.sleep(0)
+
+        await asyncio.gather(*(work() for _ in range(1000)))
+
+    typical = statistics.median(waits)
+    assert len(waits) == 100_000
+    assert typical > 900  # the other tasks ahead in line
+    assert max(waits) <= 1.1 * typical
+
+
+async def test_pool_acquire_timeout() -> None:
+    """A full pool raises PoolTimeout after acquire_timeout, naming the pool and limit."""
+    service = FakeService()
+    release = asyncio.Event()
+    async with service.pool(max_size=1, acquire_timeout=0.05) as pool:
+        holder = asyncio.create_task(hold(pool, release, []))
+        await wait_until(lambda: pool.stats().in_use == 1)
+        with pytest.raises(PoolTimeout) as caught:
+            async with pool.acquire():
+                pass
+        release.set()
+        await holder
+        stats = pool.stats()
+    message = str(caught.value)
+    assert isinstance(caught.value, TimeoutError)
+    assert "'fake'" in message
+    assert "acquire_timeout=0.05 s" in message
+    assert "raise max_size" in message
+    assert stats.timeouts == 1
+    assert stats.waiting == 0
+
+
+async def test_pool_acquire_timeout_covers_checks() -> None:
+    """acquire_timeout bounds the whole acquire, a hanging health check included."""
+    service = FakeService()
+    async with service.pool(max_size=1, acquire_timeout=0.1, check_interval=0) as pool:
+        async with pool.acquire():
+            pass
+        service.check_delay = 60
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(PoolTimeout):
+            async with pool.acquire():
+                pass
+        elapsed = loop.time() - started
+    assert elapsed < 1.0
+
+
+async def test_pool_max_waiting() -> None:
+    """Beyond max_waiting waiters, acquire fails at once instead of queueing."""
+    service = FakeService()
+    release = asyncio.Event()
+    async with service.pool(max_size=1, max_waiting=2) as pool:
+        tasks = [asyncio.create_task(hold(pool, release, []))]
+        await wait_until(lambda: pool.stats().in_use == 1)
+        tasks += [asyncio.create_task(hold(pool, release, [])) for _ in range(2)]
+        await wait_until(lambda: pool.stats().waiting == 2)
+        with pytest.raises(PoolTimeout, match="max_waiting=2"):
+            async with pool.acquire():
+                pass
+        release.set()
+        await asyncio.gather(*tasks)
+
+
+async def test_pool_create_error_reaches_waiter() -> None:
+    """A failing create reaches the waiter as ConnectionFailed with the cause chained."""
+    service = FakeService()
+    service.create_error = OSError("authentication failed: wrong password")
+    async with service.pool(acquire_timeout=5) as pool:
+        with pytest.raises(ConnectionFailed) as caught:
+            async with pool.acquire():
+                pass
+        stats = pool.stats()
+    assert not isinstance(caught.value, PoolTimeout)
+    assert "wrong password" in str(caught.value)
+    assert "'fake'" in str(caught.value)
+    assert caught.value.__cause__ is service.create_error
+    assert stats.create_errors == 1
+
+
+async def test_pool_create_error_passes_asyncext_errors() -> None:
+    """An asyncext error from create reaches the waiter unchanged."""
+    service = FakeService()
+    service.create_error = EncryptionKeyError("the key of system 'x' is wrong")
+    async with service.pool() as pool:
+        with pytest.raises(EncryptionKeyError) as caught:
+            async with pool.acquire():
+                pass
+    assert caught.value is service.create_error
+
+
+async def test_pool_create_error_each_waiter() -> None:
+    """Every waiter of a failing server gets the create error, none a timeout."""
+    service = FakeService()
+    service.create_error = ConnectionRefusedError("connection refused")
+    async with service.pool(max_concurrent_creates=2, acquire_timeout=5) as pool:
+
+        async def attempt() -> BaseException | None:
+            try:
+                async with pool.acquire():
+                    return None
+            except Exception as exc:
+                return exc
+
+        results = await asyncio.gather(*(attempt() for _ in range(6)))
+    assert all(isinstance(result, ConnectionFailed) for result in results)
+    assert not any(isinstance(result, PoolTimeout) for result in results)
+
+
+async def test_pool_create_timeout() -> None:
+    """A create slower than create_timeout fails as ConnectionFailed naming the option."""
+    service = FakeService()
+    service.create_delay = 60
+    async with service.pool(create_timeout=0.05, acquire_timeout=5) as pool:
+        with pytest.raises(ConnectionFailed, match="create_timeout"):
+            async with pool.acquire():
+                pass
+        stats = pool.stats()
+    assert stats.size == 0
+    assert stats.create_errors == 1
+
+
+async def test_pool_timeout_names_last_create_error() -> None:
+    """A timeout while creates fail tells the last create error."""
+    service = FakeService()
+    release = asyncio.Event()
+    async with service.pool(max_size=2, acquire_timeout=0.1) as pool:
+        holder = asyncio.create_task(hold(pool, release, []))
+        await wait_until(lambda: pool.stats().in_use == 1)
+        service.create_error = OSError("no route to host")
+        with pytest.raises(ConnectionFailed):
+            async with pool.acquire():
+                pass
+        service.create_gate = asyncio.Event()  # the next create hangs
+        with pytest.raises(PoolTimeout, match="no route to host"):
+            async with pool.acquire():
+                pass
+        service.create_gate.set()
+        release.set()
+        await holder
+
+
+async def test_pool_late_client_destroyed() -> None:
+    """A client that create returns after its timeout is destroyed, not leaked."""
+    created: list[FakeClient] = []
+    destroyed: list[FakeClient] = []
+    finish = asyncio.Event()
+
+    async def stubborn_create() -> FakeClient:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await finish.wait()  # ignores the cancellation and completes
+        client = FakeClient(1)
+        created.append(client)
+        return client
+
+    async def destroy(client: FakeClient) -> None:
+        destroyed.append(client)
+
+    options = PoolOptions(create_timeout=0.01, acquire_timeout=5)
+    async with ClientPool(stubborn_create, destroy, options=options, name="late") as pool:
+        with pytest.raises(ConnectionFailed):
+            async with pool.acquire():
+                pass
+        finish.set()
+        await wait_until(lambda: len(destroyed) == 1)
+    assert destroyed == created
+
+
+async def test_pool_lease_entered_twice() -> None:
+    """One acquire() context manager cannot hold two clients at once."""
+    service = FakeService()
+    async with service.pool() as pool:
+        lease = pool.acquire()
+        async with lease:
+            with pytest.raises(RuntimeError, match=r"call pool\.acquire"):
+                await lease.__aenter__()
