@@ -176,13 +176,11 @@ class SSHServer:
     def fingerprint(self, key_type: str = "ED25519", hash_name: str = "sha256") -> str:
         return self.keys.fingerprint(key_type, hash_name)
 
-    def system(self, system_type: str = "sftp", name: str = "box", **fields: Any) -> ExternalSystem:
-        """Return a record that logs in with the ed25519 user key and pins the ed25519 host key.
+    def fields(self, system_type: str = "sftp", **overrides: Any) -> dict[str, Any]:
+        """Return record fields that log in with the ed25519 user key and pin the ed25519 key.
 
-        ``fields`` override any field; ``remote_path`` defaults to this server's data folder.
+        ``overrides`` replace any field; ``remote_path`` defaults to this server's data folder.
         """
-        from asyncext import ExternalSystem
-
         values: dict[str, Any] = {
             "host": self.host,
             "port": self.port,
@@ -192,8 +190,16 @@ class SSHServer:
         }
         if system_type == "sftp":
             values["remote_path"] = str(self.data_folder)
-        values.update(fields)
-        return ExternalSystem(name=name, system_type=system_type, **values)
+        values.update(overrides)
+        return values
+
+    def system(self, system_type: str = "sftp", name: str = "box", **fields: Any) -> ExternalSystem:
+        """Return an unpooled record for this server; see `fields`."""
+        from asyncext import ExternalSystem
+
+        return ExternalSystem(
+            name=name, system_type=system_type, **self.fields(system_type, **fields)
+        )
 
     @property
     def data_folder(self) -> Path:

@@ -1,7 +1,7 @@
 """Session channel slots on one SSH connection, learned from the server's refusals.
 
 sshd allows ``MaxSessions`` session channels per connection (10 by default) and refuses the
-next one with "administratively prohibited". When pool holders share a connection, more
+next one. When pool holders share a connection, more
 holders than that may open channels at once. `ChannelSlots` wraps the connection's
 ``create_session``, through which asyncssh opens every session channel (``run``,
 ``create_process``, ``start_sftp_client``, ``open_session``). When the server refuses a
@@ -21,9 +21,14 @@ import asyncssh
 
 logger = logging.getLogger("asyncext.ssh")
 
-# Refusal codes that sshd and other servers send when a connection has too many channels.
+# Refusal codes that servers send for a session channel beyond their limit. OpenSSH 9.2
+# sends "connect failed" with the text "open failed"; others use the two other codes.
 _LIMIT_CODES = frozenset(
-    {asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, asyncssh.OPEN_RESOURCE_SHORTAGE}
+    {
+        asyncssh.OPEN_CONNECT_FAILED,
+        asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
+        asyncssh.OPEN_RESOURCE_SHORTAGE,
+    }
 )
 
 _REFUSAL_BACKOFF = 0.01

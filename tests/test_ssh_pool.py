@@ -1,0 +1,291 @@
+"""Pooled ssh and sftp clients against sshd: health checks, server-side closes, bursts, channels."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+import pytest
+from sshd import SSHServer
+
+from asyncext import ExternalSystem, PoolOptions, SystemStore, adapter_for
+
+SOON = 10.0
+"""Seconds a test waits for an event that should come within about one second."""
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SystemStore]:
+    """A pooled store that checks every idle client before handing it out.
+
+    The default check_interval skips the check for a client used in the last half second,
+    and these tests end connections right after using them.
+    """
+    options = PoolOptions(max_size=4, check_interval=0)
+    async with SystemStore(tmp_path / "systems.db", pool=options) as opened:
+        yield opened
+
+
+async def add(
+    store: SystemStore, server: SSHServer, system_type: str, **fields: Any
+) -> ExternalSystem:
+    return await store.add("box", system_type, **server.fields(system_type, **fields))
+
+
+def pool_stats(store: SystemStore, name: str = "box") -> Any:
+    pools = store._pools
+    assert pools is not None
+    pool = pools.pool_for(name)
+    assert pool is not None
+    return pool.stats()
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    """Return once ``condition()`` holds; fail after `SOON` seconds.
+
+    For state that changes on a reply from sshd and has no event to wait on.
+    """
+    deadline = asyncio.get_running_loop().time() + SOON
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+class FreezableProxy:
+    """A TCP proxy to a server whose open connections can be frozen, like a dead network.
+
+    New connections made after `freeze` pass data normally.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self._target_port = target_port
+        self._flowing: list[asyncio.Event] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def freeze(self) -> None:
+        for flowing in self._flowing:
+            flowing.clear()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        target_reader, target_writer = await asyncio.open_connection("127.0.0.1", self._target_port)
+        flowing = asyncio.Event()
+        flowing.set()
+        self._flowing.append(flowing)
+        for source, sink in ((reader, target_writer), (target_reader, writer)):
+            task = asyncio.ensure_future(self._pump(source, sink, flowing))
+            self._tasks.add(task)
+
+    async def _pump(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, flowing: asyncio.Event
+    ) -> None:
+        try:
+            while data := await source.read(65536):
+                await flowing.wait()
+                sink.write(data)
+                await sink.drain()
+        finally:
+            sink.close()
+
+
+async def test_sftp_pooled_client_is_reused(store: SystemStore, sshd: SSHServer) -> None:
+    """Two uses in a row share one pooled connection."""
+    system = await add(store, sshd, "sftp")
+    async with system.client() as first:
+        await first.write_text("pooled.txt", "x")
+    async with system.client() as second:
+        assert await second.read_text("pooled.txt") == "x"
+    assert second is first
+    assert pool_stats(store).created == 1
+
+
+async def test_ssh_check_client_detects_closed_connection(
+    store: SystemStore, start_sshd: Callable[..., SSHServer]
+) -> None:
+    """A connection the server ended fails its check and is replaced on the next use."""
+    server = start_sshd()
+    system = await add(store, server, "ssh")
+    async with system.client() as first:
+        await first.run("true", check=True)
+
+    server.drop_connections()
+    await asyncio.wait_for(first.wait_closed(), SOON)
+    assert not await adapter_for("ssh").check_client(first)
+
+    async with system.client() as second:
+        result = await second.run("echo again", check=True)
+    assert result.stdout == "again\n"
+    assert second is not first
+
+
+async def test_ssh_keepalive_detects_frozen_peer(store: SystemStore, sshd: SSHServer) -> None:
+    """Keepalives close a pooled connection whose peer stopped answering; the next use works."""
+    proxy = FreezableProxy(sshd.port)
+    await proxy.start()
+    try:
+        options = {"keepalive_interval": 0.2, "keepalive_count_max": 2}
+        system = await add(store, sshd, "ssh", port=proxy.port, options=options)
+        async with system.client() as first:
+            await first.run("true", check=True)
+
+        proxy.freeze()
+        await asyncio.wait_for(first.wait_closed(), SOON)
+        assert not await adapter_for("ssh").check_client(first)
+
+        async with system.client() as second:
+            await second.run("true", check=True)
+        assert second is not first
+    finally:
+        await proxy.close()
+
+
+async def test_sftp_session_reopened_after_channel_timeout(
+    store: SystemStore, start_sshd: Callable[..., SSHServer]
+) -> None:
+    """An SFTP session the server closed while the connection lives is opened again."""
+    server = start_sshd(ChannelTimeout="session:subsystem:sftp=1")
+    system = await add(store, server, "sftp")
+    async with system.client() as files:
+        await files.write_text("kept.txt", "still here")
+        session = files.sftp
+
+    await asyncio.wait_for(session.wait_closed(), SOON)
+    async with system.client() as again:
+        assert await again.read_text("kept.txt") == "still here"
+    assert again is files
+    assert again.sftp is not session
+    assert not again.connection.is_closed()
+
+
+async def test_sftp_session_reopened_on_use(start_sshd: Callable[..., SSHServer]) -> None:
+    """An unpooled client re-opens a session the server closed, on its next call."""
+    server = start_sshd(ChannelTimeout="session:subsystem:sftp=1")
+    async with server.system("sftp").client() as files:
+        session = files.sftp
+        await asyncio.wait_for(session.wait_closed(), SOON)
+        assert await files.listdir() == []
+        assert files.sftp is not session
+
+
+@pytest.mark.parametrize("system_type", ["ssh", "sftp"])
+async def test_idle_connection_closed_by_server(
+    store: SystemStore, start_sshd: Callable[..., SSHServer], system_type: str
+) -> None:
+    """A pooled connection that sshd closed as unused is replaced without an error."""
+    server = start_sshd(UnusedConnectionTimeout="1", ChannelTimeout="session:subsystem:sftp=1")
+    system = await add(store, server, system_type)
+    async with system.client() as first:
+        connection = first if system_type == "ssh" else first.connection
+
+    await asyncio.wait_for(connection.wait_closed(), SOON)
+    async with system.client() as second:
+        if system_type == "ssh":
+            await second.run("true", check=True)
+        else:
+            await second.listdir()
+    assert second is not first
+    assert pool_stats(store).created == 2
+
+
+async def test_burst_of_connects_within_max_startups(
+    tmp_path: Path, start_sshd: Callable[..., SSHServer]
+) -> None:
+    """Twelve first connects at once succeed against sshd that drops past two handshakes."""
+    server = start_sshd(MaxStartups="2")
+    options = PoolOptions(max_size=12, max_concurrent_creates=12)
+    async with SystemStore(tmp_path / "burst.db", pool=options) as store:
+        system = await add(store, server, "ssh")
+        everyone_connected = asyncio.Event()
+        connected = 0
+
+        async def use() -> str:
+            nonlocal connected
+            async with system.client() as connection:
+                connected += 1
+                if connected == 12:
+                    everyone_connected.set()
+                # Holding every lease until all twelve exist forces twelve connections.
+                await asyncio.wait_for(everyone_connected.wait(), 30)
+                result = await connection.run("echo ok", check=True)
+                return str(result.stdout)
+
+        results = await asyncio.gather(*(use() for _ in range(12)))
+
+        assert results == ["ok\n"] * 12
+        assert pool_stats(store).created == 12
+    assert "past MaxStartups" in server.log()
+
+
+async def test_fifteen_commands_share_connections(tmp_path: Path, sshd: SSHServer) -> None:
+    """Fifteen concurrent commands over shared connections all succeed with MaxSessions 10."""
+    options = PoolOptions(max_size=2, max_leases=15)
+    async with SystemStore(tmp_path / "shared.db", pool=options) as store:
+        system = await add(store, sshd, "ssh")
+
+        async def command(number: int) -> str:
+            async with system.client() as connection:
+                # Long enough for all fifteen channels to be wanted at once.
+                result = await connection.run(f"sleep 0.2; echo {number}", check=True)
+                return str(result.stdout).strip()
+
+        results = await asyncio.gather(*(command(number) for number in range(15)))
+
+    assert results == [str(number) for number in range(15)]
+
+
+async def test_channel_refusal_sends_holders_elsewhere(tmp_path: Path, sshd: SSHServer) -> None:
+    """After sshd refuses an eleventh channel, that connection serves ten and others get more."""
+    options = PoolOptions(max_size=2, max_leases=12)
+    adapter = adapter_for("ssh")
+    async with SystemStore(tmp_path / "limit.db", pool=options) as store:
+        system = await add(store, sshd, "ssh")
+        release = asyncio.Event()
+        processes: list[asyncssh.SSHClientProcess[Any]] = []
+        holding = asyncio.Event()
+        connections: list[Any] = []
+
+        async def hold() -> None:
+            async with system.client() as connection:
+                connections.append(connection)
+                process = await connection.create_process("cat")
+                processes.append(process)
+                if len(processes) == 10:
+                    holding.set()
+                await release.wait()
+                process.stdin.write_eof()
+                await process.wait()
+
+        holders = [asyncio.ensure_future(hold()) for _ in range(11)]
+        await asyncio.wait_for(holding.wait(), SOON)
+
+        # The eleventh holder shares the first connection and waits for a channel there.
+        first = connections[0]
+        assert all(connection is first for connection in connections)
+        await wait_until(lambda: adapter.lease_limit(first) is not None)
+        assert adapter.lease_limit(first) == 10
+
+        # New holders now go to another connection.
+        async with system.client() as other:
+            assert other is not first
+            result = await other.run("echo elsewhere", check=True)
+        assert result.stdout == "elsewhere\n"
+
+        release.set()
+        await asyncio.wait_for(asyncio.gather(*holders), SOON)
+    assert len(processes) == 11
