@@ -62,6 +62,7 @@ class PoolCheckout(PoolSupply[ClientT]):
                 raise self._closed_error()
 
             entry = None if self._waiters else self._take_nowait()
+            handed_over = entry is None
             if entry is None:
                 # Queue up, start a create if there is room, and wait for a hand-over.
                 max_waiting = self._options.max_waiting
@@ -82,9 +83,11 @@ class PoolCheckout(PoolSupply[ClientT]):
                     raise self._wait_failure(result)
                 entry = result
 
-            # A client fresh from a release or a create is within its fast_until.
+            # A client handed over comes fresh from a release, a create or a check; only
+            # one whose last holder's block raised needs a check then.
             if (
-                entry.needs_check or (monotonic() >= entry.fast_until and self._check_due(entry))
+                entry.needs_check
+                or (not handed_over and monotonic() >= entry.fast_until and self._check_due(entry))
             ) and not await self._verify(entry, deadline):
                 # That client failed its check and is gone; this caller goes to the head
                 # of the line for the next one.

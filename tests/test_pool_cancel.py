@@ -1,0 +1,213 @@
+"""ClientPool under cancellation: nothing lost, nothing leaked, nothing swallowed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from test_pool_support import FakeClient, FakeService, hold, messages, wait_until
+
+import asyncext._pool._supply
+from asyncext import PoolTimeout
+
+
+@pytest.mark.parametrize("turns", range(7))
+async def test_pool_handoff_to_cancelled_waiter(turns: int) -> None:
+    """A waiter cancelled 0-6 loop turns after a release does not take the client along."""
+    service = FakeService()
+    got: list[FakeClient] = []
+    forever = asyncio.Event()
+    async with service.pool(max_size=1) as pool:
+        async with pool.acquire():
+            first = asyncio.create_task(hold(pool, forever, []))
+            await wait_until(lambda: pool.stats().waiting == 1)
+            second = asyncio.create_task(hold(pool, asyncio.Event(), got))
+            await wait_until(lambda: pool.stats().waiting == 2)
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        first.cancel()
+
+        await wait_until(lambda: len(got) == 1)
+        stats = pool.stats()
+        second.cancel()
+        await asyncio.gather(first, second, return_exceptions=True)
+    assert first.cancelled()
+    assert stats.size == 1
+    assert service.max_alive == 1
+
+
+@pytest.mark.parametrize("how", ["acquire_timeout", "wait_for"])
+async def test_pool_cancelled_during_create(how: str) -> None:
+    """Fifty acquires given up during slow creates leave a working pool of two."""
+    service = FakeService()
+    service.create_delay = 0.02
+    timeout = 0.005 if how == "acquire_timeout" else 30
+    async with service.pool(max_size=2, acquire_timeout=timeout) as pool:
+
+        async def attempt() -> None:
+            async with pool.acquire():
+                pass
+
+        if how == "acquire_timeout":
+            results = await asyncio.gather(*(attempt() for _ in range(50)), return_exceptions=True)
+            assert all(isinstance(result, PoolTimeout) for result in results)
+        else:
+            results = await asyncio.gather(
+                *(asyncio.wait_for(attempt(), 0.005) for _ in range(50)), return_exceptions=True
+            )
+            assert all(isinstance(result, asyncio.TimeoutError) for result in results)
+
+        # The creates outlive the acquires that started them, and their clients go idle.
+        await wait_until(lambda: pool.stats().idle == 2)
+
+        async def both() -> tuple[FakeClient, FakeClient]:
+            async with pool.acquire() as first, pool.acquire() as second:
+                return first, second
+
+        first, second = await asyncio.wait_for(both(), 1)
+        stats = pool.stats()
+    assert first is not second
+    assert service.max_alive <= 2
+    assert stats.size == 2
+    assert stats.waiting == 0
+
+
+async def test_pool_wait_for_cancels_acquire() -> None:
+    """asyncio.wait_for around an acquire on a full pool raises after its own timeout."""
+    service = FakeService()
+    release = asyncio.Event()
+    async with service.pool(max_size=1, acquire_timeout=30) as pool:
+        holder = asyncio.create_task(hold(pool, release, []))
+        await wait_until(lambda: pool.stats().in_use == 1)
+
+        async def attempt() -> None:
+            async with pool.acquire():
+                pass
+
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(attempt(), 0.25)
+        elapsed = loop.time() - started
+        waiting = pool.stats().waiting
+        release.set()
+        await holder
+    assert 0.2 <= elapsed < 1.0
+    assert waiting == 0
+
+
+async def test_pool_cancel_reaches_waiter() -> None:
+    """task.cancel() ends a waiting acquire, and the pool keeps its client."""
+    service = FakeService()
+    release = asyncio.Event()
+    async with service.pool(max_size=1) as pool:
+        holder = asyncio.create_task(hold(pool, release, []))
+        await wait_until(lambda: pool.stats().in_use == 1)
+        waiter = asyncio.create_task(hold(pool, release, []))
+        await wait_until(lambda: pool.stats().waiting == 1)
+        waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
+        release.set()
+        await holder
+        stats = pool.stats()
+    assert waiter.cancelled()
+    assert (stats.idle, stats.waiting, stats.size) == (1, 0, 1)
+
+
+async def test_pool_cancelled_body_destroys_client(caplog: pytest.LogCaptureFixture) -> None:
+    """A client whose block was cancelled is destroyed, with a warning."""
+    service = FakeService()
+    got: list[FakeClient] = []
+    async with service.pool() as pool:
+        task = asyncio.create_task(hold(pool, asyncio.Event(), got))
+        await wait_until(lambda: len(got) == 1)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        stats = pool.stats()
+    assert task.cancelled()
+    assert got[0].destroyed
+    assert (stats.size, stats.destroyed) == (0, 1)
+    assert any("CancelledError" in line for line in messages(caplog.records, logging.WARNING))
+
+
+async def test_pool_destroy_shielded_from_cancel() -> None:
+    """A destroy runs to its end although the releasing task is cancelled meanwhile."""
+    service = FakeService()
+    service.destroy_delay = 0.05
+    got: list[FakeClient] = []
+    async with service.pool(max_uses=1) as pool:
+
+        async def use_once() -> None:
+            async with pool.acquire() as client:
+                got.append(client)
+
+        task = asyncio.create_task(use_once())
+        await wait_until(lambda: len(got) == 1)
+        await asyncio.sleep(0.01)  # the task is now inside the destroy
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled()
+    assert got[0].destroyed
+
+
+async def test_pool_destroy_bounded(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A destroy that hangs is abandoned after the cleanup timeout, with a warning."""
+    monkeypatch.setattr(asyncext._pool._supply, "CLEANUP_TIMEOUT", 0.05)
+    service = FakeService()
+    service.destroy_delay = 60
+    async with service.pool(max_uses=1) as pool:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with pool.acquire():
+            pass
+        elapsed = loop.time() - started
+        stats = pool.stats()
+    assert elapsed < 1.0
+    assert stats.size == 0
+    assert any("destroying a client failed" in line for line in messages(caplog.records, 30))
+
+
+async def test_pool_cancelled_during_check() -> None:
+    """Cancelling an acquire during the health check destroys that client."""
+    service = FakeService()
+    async with service.pool(check_interval=0) as pool:
+        async with pool.acquire() as client:
+            pass
+        service.check_delay = 60
+
+        async def attempt() -> None:
+            async with pool.acquire():
+                pass
+
+        task = asyncio.create_task(attempt())
+        await wait_until(lambda: service.check_calls == 1)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await wait_until(lambda: client.destroyed)
+        stats = pool.stats()
+    assert task.cancelled()
+    assert (stats.size, stats.in_use) == (0, 0)
+
+
+async def test_pool_waiters_leave_nothing_behind() -> None:
+    """Many cancelled and timed-out waiters leave no queued entry behind."""
+    service = FakeService()
+    release = asyncio.Event()
+    async with service.pool(max_size=1, acquire_timeout=0.02) as pool:
+        holder = asyncio.create_task(hold(pool, release, []))
+        await wait_until(lambda: pool.stats().in_use == 1)
+        waiters = [asyncio.create_task(hold(pool, release, [])) for _ in range(20)]
+        await asyncio.sleep(0)
+        for waiter in waiters[::2]:
+            waiter.cancel()
+        results = await asyncio.gather(*waiters, return_exceptions=True)
+        queued = len(pool._waiters)
+        release.set()
+        await holder
+        stats = pool.stats()
+    assert all(isinstance(result, (PoolTimeout, asyncio.CancelledError)) for result in results)
+    assert queued == 0
+    assert (stats.waiting, stats.idle, stats.size) == (0, 1, 1)
