@@ -192,6 +192,8 @@ class PoolCheckout(PoolSupply[ClientT]):
             entry.last_used = now
             until = now + self._trust
             entry.fast_until = until if until < entry.expires_at else entry.expires_at
+            if entry.needs_check:
+                entry.fast_until = NEVER
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("pool %r: released client #%d", self._name, entry.number)
         self._offer(entry)

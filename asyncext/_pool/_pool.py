@@ -132,8 +132,9 @@ class ClientPool(PoolCheckout[ClientT]):
         """Stop the pool: fail waiting and new acquires with `PoolClosed`, destroy clients.
 
         Idle clients are destroyed at once, clients in use when they come back or, if
-        still in use after ``timeout`` seconds, then. A client whose creation finishes
-        during the close is destroyed too. Closing a closed pool does nothing.
+        still in use after ``timeout`` seconds, then. Creates in flight are cancelled, and
+        a client whose creation finishes all the same is destroyed. Closing a closed pool
+        does nothing.
         """
         if self._state is CLOSED:
             return
@@ -317,6 +318,11 @@ class ClientPool(PoolCheckout[ClientT]):
             self._waiters.close()
             self._signal_fill(self._closed_error())
 
+            # Stop creates and rechecks. A create that completes all the same, such as one
+            # blocked in a worker thread, has its client destroyed when it does.
+            for task in self._workers:
+                task.cancel()
+
             # Retire every client: idle ones now, the others when they come back.
             for entry in self._entries.values():
                 entry.retired = "the pool closed"
@@ -326,14 +332,12 @@ class ClientPool(PoolCheckout[ClientT]):
             for entry in idle:
                 self._discard_nowait(entry)
 
-            # Wait for clients in use and for creates in flight, up to the timeout.
+            # Wait for clients in use to come back, up to the timeout.
             if self._size > 0:
                 self._drained = loop.create_future()
                 await asyncio.wait((self._drained,), timeout=timeout)
 
-            # Past the timeout: stop creating, and destroy the clients still in use.
-            for task in self._workers:
-                task.cancel()
+            # Past the timeout: destroy the clients still in use.
             held = [entry for entry in self._entries.values() if entry.state is not GONE]
             if held:
                 logger.warning(

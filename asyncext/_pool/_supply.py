@@ -308,9 +308,14 @@ class PoolSupply(PoolState[ClientT]):
         assert self._check is not None
         check = self._check
         timeout = self._options.create_timeout or CLEANUP_TIMEOUT
-        failures = await asyncio.gather(
-            *(run_check(check, entry.client, timeout) for entry in suspects)
-        )
+        try:
+            failures = await asyncio.gather(
+                *(run_check(check, entry.client, timeout) for entry in suspects)
+            )
+        except asyncio.CancelledError:  # the pool is closing
+            for entry in suspects:
+                self._discard_nowait(entry)
+            raise
         for entry, failure in zip(suspects, failures, strict=True):
             if entry.state is not CHECKING:
                 continue  # close() destroyed it meanwhile
