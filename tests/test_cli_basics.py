@@ -9,7 +9,13 @@ import sys
 from pathlib import Path
 
 from cryptography.fernet import Fernet
-from test_cli_support import Cli, TerminalSession, cli_fixture  # noqa: F401
+from test_cli_support import (
+    RUN_TIMEOUT,
+    SCRIPT,
+    Cli,
+    TerminalSession,
+    cli_fixture,  # noqa: F401
+)
 
 COMMANDS = (
     "keygen",
@@ -198,3 +204,20 @@ def test_interrupt_exits_130(cli: Cli) -> None:
     assert result.code == 130
     assert "Traceback" not in result.stderr
     assert result.stderr.endswith("Interrupted.\n")
+
+
+def test_closed_stdout_exits_quietly(cli: Cli) -> None:
+    """A reader that closes standard output early gets exit 1 and no traceback."""
+    process = subprocess.Popen(
+        [str(SCRIPT), "types"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli.environment(),
+        text=True,
+    )
+    assert process.stdout is not None
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=RUN_TIMEOUT)
+
+    assert process.returncode == 1
+    assert stderr == ""

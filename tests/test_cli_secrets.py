@@ -303,3 +303,39 @@ def test_ask_password_does_not_echo(cli: Cli, tmp_path: Path) -> None:
     password = read_system(cli, "docs").password
     assert password is not None
     assert password.reveal() == "typed-hunter2"
+
+
+def test_secret_options_hidden_unless_asked(cli: Cli) -> None:
+    """Secret options are masked by show, left out of its JSON, and shown when asked."""
+    cli.add_local("api", options={"retries": 3, "secrets": {"token": "token-6a0f2e"}})
+
+    table = cli.run("show", "api")
+    record = json.loads(cli.run("show", "api", "--json").stdout)
+    revealed = json.loads(cli.run("show", "api", "--json", "--show-secrets").stdout)
+
+    assert "token-6a0f2e" not in table.output
+    assert 'options               {"retries": 3, "secrets": {"token": "**********"}}' in (
+        table.stdout
+    )
+    assert record["options"] == {"retries": 3}
+    assert revealed["options"] == {"retries": 3, "secrets": {"token": "token-6a0f2e"}}
+
+
+def test_unencrypted_secret_warns_on_one_line(cli: Cli, tmp_path: Path) -> None:
+    """Without ASYNCEXT_KEY, the library's warning reaches stderr as one line."""
+    result = cli.run(
+        "add",
+        "docs",
+        "--type",
+        "local",
+        "--remote-path",
+        str(tmp_path),
+        "--password-stdin",
+        input=PASSWORD,
+        env={"ASYNCEXT_KEY": None},
+    )
+
+    assert result.code == 0
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"asyncext.store: WARNING: store {str(cli.store)!r} has no encryption")
+    assert PASSWORD not in result.output

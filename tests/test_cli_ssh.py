@@ -153,7 +153,7 @@ def test_test_host_key_mismatch_fails(cli: Cli, sshd: SSHServer) -> None:
 
 
 def test_trust_unreachable_fails(cli: Cli, sshd: SSHServer) -> None:
-    """trust of a server that does not answer exits 1 naming the system."""
+    """trust of an unreachable server exits 1 and names the system."""
     with socket.socket() as closed:
         closed.bind((HOST, 0))
         port = closed.getsockname()[1]
@@ -185,9 +185,20 @@ def test_interrupt_during_connect_exits_130(cli: Cli) -> None:
         listener.settimeout(RUN_TIMEOUT)
         port = listener.getsockname()[1]
         added = cli.run(
-            "add", "silent", "--type", "sftp", "--host", HOST, "--port", str(port),
-            "--username", "nobody", "--remote-path", "/", "--ignore-fingerprint",
-        )  # fmt: skip
+            "add",
+            "silent",
+            "--type",
+            "sftp",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--username",
+            "nobody",
+            "--remote-path",
+            "/",
+            "--ignore-fingerprint",
+        )
         assert added.code == 0, added.stderr
 
         process = subprocess.Popen(

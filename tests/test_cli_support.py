@@ -1,6 +1,6 @@
 """Helpers for the command-line tests: run the installed ``asyncext`` script in a subprocess.
 
-This module holds no tests. Every test runs the real console script from the virtual
+This module contains no tests. Every test runs the real console script from the virtual
 environment, with ``HOME``, ``ASYNCEXT_STORE`` and ``ASYNCEXT_KEY`` pointing into its own
 temporary folder, so nothing outside that folder is read or written.
 """

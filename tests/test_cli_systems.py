@@ -90,7 +90,7 @@ def test_list_filters_by_type_and_tenant(cli: Cli) -> None:
 
 
 def test_list_empty_store(cli: Cli) -> None:
-    """list on an empty store says so and exits 0."""
+    """list on an empty store reports that and exits 0."""
     result = cli.run("list")
 
     assert result.code == 0

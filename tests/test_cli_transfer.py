@@ -99,7 +99,7 @@ def test_export_unwritable_file_fails(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_import_conflicts(cli: Cli, tmp_path: Path) -> None:
-    """import fails on an existing name unless --on-conflict says skip or overwrite."""
+    """import fails on an existing name unless --on-conflict is skip or overwrite."""
     cli.add_local("docs", username="original")
     records = json.loads(cli.run("export").stdout)
     records[0]["username"] = "imported"

@@ -48,7 +48,7 @@ class UsageError(CommandError):
 def command_error_from(exc: AsyncextError) -> CommandError:
     """Translate a library error into a `CommandError` with a hint in command-line terms.
 
-    Library messages say what failed, then ``"; "`` and what to do next, and that advice is
+    Library messages state what failed, then ``"; "`` and what to do next, and that advice is
     often for Python callers, such as ``pass SystemStore(key=...)``. It is replaced by the
     matching command-line advice where one exists, and kept as the hint otherwise.
     """
@@ -64,7 +64,7 @@ def command_error_from(exc: AsyncextError) -> CommandError:
         what = str(exc).split(". ", 1)[0]
         hint = "'asyncext types' lists the installed system types and what they need"
     elif isinstance(exc, InvalidSystem) and "has no fingerprint" in what:
-        # The library's advice names the Python API; the first sentence says what is wrong.
+        # The library's advice names the Python API; the first sentence states what is wrong.
         what = what.split(". ", 1)[0]
         hint = (
             "pass --fingerprint with the server's host key fingerprint (on the server: "

@@ -1,7 +1,7 @@
 """How systems and reports are shown: aligned tables for people, JSON for scripts.
 
 Both forms hide every secret, secret options included, unless the caller asks for secrets
-explicitly. In the table form a set secret reads as ``**********``; in JSON it is left out,
+explicitly. In the table form a set secret reads as ``**********``. In JSON it is left out,
 so that no script can mistake a mask for a value.
 """
 

@@ -85,8 +85,8 @@ def build_parser() -> Parser:
     _add_global_options(parser, suppress_defaults=False)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
 
-    # Global options are also accepted after the command; their copies there default to
-    # SUPPRESS so that they do not overwrite a value given before the command.
+    # Global options are also accepted after the command. Their copies there default to
+    # SUPPRESS, so that they do not overwrite a value given before the command.
     common = Parser(add_help=False, allow_abbrev=False)
     _add_global_options(common, suppress_defaults=True)
 
@@ -113,8 +113,9 @@ def build_parser() -> Parser:
     add.add_argument("name", metavar="NAME", help="unique name of the new system")
     add.add_argument(
         "--uri",
-        help="take the fields from a URI such as sftp://user@host:2222/srv/data; it must not "
-        "contain a password. Flags given next to it override what it sets",
+        help="take the fields from a URI such as sftp://user@host:2222/srv/data, which must "
+        "not contain a secret. --fingerprint, --ignore-fingerprint, --tenant, --option and "
+        "the secret flags complete it",
     )
     _add_field_flags(add)
     _add_secret_flags(add)
@@ -142,7 +143,9 @@ def build_parser() -> Parser:
     )
 
     listing = command("list", "list the systems in the store", _systems.list_systems)
-    listing.add_argument("--type", dest="system_type", help="list only systems of this type")
+    listing.add_argument(
+        "--type", dest="system_type", metavar="TYPE", help="list only systems of this type"
+    )
     listing.add_argument(
         "--tenant",
         help="list only the systems this tenant sees: its own and those without tenants",
@@ -150,7 +153,7 @@ def build_parser() -> Parser:
     _add_json(listing)
 
     show = command("show", "show every field of one system", _systems.show)
-    show.add_argument("name", metavar="NAME")
+    show.add_argument("name", metavar="NAME", help="name of the system")
     show.add_argument(
         "--show-secrets",
         action="store_true",
@@ -159,17 +162,17 @@ def build_parser() -> Parser:
     _add_json(show)
 
     remove = command("remove", "delete a system from the store", _systems.remove)
-    remove.add_argument("name", metavar="NAME")
+    remove.add_argument("name", metavar="NAME", help="name of the system")
 
     test = command("test", "connect to a system, check it and disconnect", _connect.test)
-    test.add_argument("name", metavar="NAME")
+    test.add_argument("name", metavar="NAME", help="name of the system")
     _add_timeout(test, "the whole test, connection and cleanup included")
     _add_json(test)
 
     trust = command(
         "trust", "fetch a system's SSH host key and pin its fingerprint", _connect.trust
     )
-    trust.add_argument("name", metavar="NAME")
+    trust.add_argument("name", metavar="NAME", help="name of the system")
     trust.add_argument(
         "--yes", action="store_true", help="store the fingerprint without asking for confirmation"
     )

@@ -101,7 +101,7 @@ def update(args: argparse.Namespace, context: Context) -> int:
     async def update_system(store: SystemStore) -> ExternalSystem:
         if new_options or removed_options:
             # NOTE: the options are read and written in two steps, so an option that another
-            # process sets in between is lost; the revision in the output shows such a race.
+            # process changes in between is overwritten with the value read here.
             current = await store.get(name)
             changes["options"] = _edited_options(
                 current, new_options, removed_options, keep="options" not in cleared

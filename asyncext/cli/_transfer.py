@@ -61,7 +61,7 @@ def _write_file(path: str, text: str, *, private: bool) -> None:
 
 
 def import_systems(args: argparse.Namespace, context: Context) -> int:
-    """Add the systems of an export file, handling existing names as ``--on-conflict`` says."""
+    """Add the systems of an export file, handling existing names as ``--on-conflict`` selects."""
     records = _read_records(args.file, context)
 
     async def write(store: SystemStore) -> ImportReport:
