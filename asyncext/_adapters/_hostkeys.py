@@ -2,10 +2,12 @@
 
 A pin is an OpenSSH fingerprint (``SHA256:…`` or ``MD5:…``, as ``ssh-keygen -l`` prints them)
 or a public key line (``ssh-ed25519 AAAA… comment``). A public key line names its key type, so
-the connection asks the server for that type only. A fingerprint does not, so the connection
-asks for the key types in `PREFERRED_FAMILIES` order, which puts ed25519 before RSA as
-OpenSSH's own client does; asyncssh's default order starts with RSA, and an ed25519 pin would
-then fail on every server that also has an RSA key.
+the connection requests only that type from the server. A fingerprint does not, so the
+connection requests the key types in `PREFERRED_FAMILIES` order, which puts ed25519 before RSA
+as OpenSSH's own client does. asyncssh's default order (2.24) starts with RSA, and an ed25519
+pin would then fail on every server that also has an RSA key. When a fingerprint does not match
+the key offered, the next attempt leaves that key type out, so an RSA fingerprint still
+connects to a server that prefers ed25519.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def parse_fingerprint(text: str) -> HostKeyPin:
     16 hex pairs alone (as older ssh-keygen versions print them), or a public key line.
 
     Raises:
-        ValueError: the value is none of these; the message says what was expected.
+        ValueError: the value has none of these forms; the message lists the expected ones.
     """
     value = text.strip()
     prefix, _, rest = value.partition(":")
@@ -175,7 +177,7 @@ def learned_family(host: str, port: int, pin: HostKeyPin) -> str | None:
 
 
 def remember_family(host: str, port: int, pin: HostKeyPin, family: str) -> None:
-    """Record the key family that matched a fingerprint pin, so the next connection asks for it."""
+    """Record the key family that matched a fingerprint pin; later connections request it first."""
     key = (host, port, pin.text)
     _LEARNED_FAMILIES[key] = family
     _LEARNED_FAMILIES.move_to_end(key)

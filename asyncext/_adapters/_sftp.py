@@ -65,7 +65,7 @@ class SFTPAdapter(SSHAdapterBase[SFTPFileClient]):
             ) from None
         except (asyncssh.Error, OSError) as exc:
             raise ConnectionFailed(
-                f"system {system.name!r}: the server refused the SFTP subsystem ({exc}); "
+                f"system {system.name!r}: starting the SFTP subsystem failed ({exc}); "
                 "check that it offers SFTP (sshd: 'Subsystem sftp ...') to this account",
                 system=system.name,
             ) from exc

@@ -180,7 +180,7 @@ class SFTPFileClient:
         if resolved == self._root:
             return
         if posixpath.dirname(resolved) == self._root:
-            # Only the last component can be a link, and lstat says whether it is one.
+            # Only the last component can be a link, and lstat shows whether it is one.
             try:
                 attributes = await sftp.lstat(resolved)
             except asyncssh.SFTPError as exc:
@@ -259,8 +259,8 @@ class SFTPFileClient:
     async def _stat(self, sftp: asyncssh.SFTPClient, path: str) -> asyncssh.SFTPAttrs:
         resolved = self._resolve(path)
         try:
-            # For a path directly in the root, one lstat both checks for a link and answers
-            # the call unless it is a link: the stat of anything else equals its lstat.
+            # For a path directly in the root, one lstat both checks for a link and returns
+            # the result unless the path is a link, because stat and lstat agree on the rest.
             if resolved != self._root and posixpath.dirname(resolved) == self._root:
                 attributes = await sftp.lstat(resolved)
                 if not _is_link(attributes):
@@ -448,7 +448,7 @@ class SFTPFileClient:
         if isinstance(exc, asyncssh.SFTPBadMessage):
             return _os_error(errno.EINVAL, resolved)
 
-        # A parent that exists but is not a folder: ENOTDIR, as the local file system says.
+        # A parent that exists but is not a folder means ENOTDIR, as on a local file system.
         parent = posixpath.dirname(resolved)
         while parent != self._root and is_inside(self._root, parent):
             kind = await self._kind(sftp, parent, follow=True)

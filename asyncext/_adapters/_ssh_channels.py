@@ -40,7 +40,7 @@ moment rather than spinning.
 
 
 class ChannelSlots:
-    """Counts a connection's open session channels and holds new ones at the learned limit."""
+    """Counter of a connection's open session channels that delays new ones at the learned limit."""
 
     def __init__(self, connection: asyncssh.SSHClientConnection, system: str) -> None:
         self._system = system
@@ -53,7 +53,7 @@ class ChannelSlots:
 
     @property
     def limit(self) -> int | None:
-        """The most session channels the server allows at once, or None until it refuses one."""
+        """Maximum session channels the server allows at once, or None until it rejects one."""
         return self._limit
 
     @property
@@ -92,7 +92,7 @@ class ChannelSlots:
         limit = max(others, self._max_open)
         if self._limit is None or limit < self._limit:
             logger.info(
-                "system %r: the server refused a session channel with %d open; "
+                "system %r: the server rejected a session channel with %d open; "
                 "sharing this connection among at most %d channels",
                 self._system,
                 others,

@@ -66,7 +66,7 @@ _handshake_slots: weakref.WeakKeyDictionary[
 
 @dataclass
 class _Attempt:
-    """What one connection attempt saw, read after it fails."""
+    """State of one connection attempt: its phase and the host key the server offered."""
 
     phase: str = PHASE_HANDSHAKE_SLOT
     offered: asyncssh.SSHKey | None = None

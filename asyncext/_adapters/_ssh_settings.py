@@ -45,7 +45,7 @@ class ConnectSettings:
         return f"{self.host}:{self.port}"
 
 
-# Option name, its default in ConnectSettings, the check and the rule shown on failure.
+# Numeric options: the rule shown when a value is invalid, and whether 0 is allowed.
 _NUMBER_OPTIONS = {
     "connect_timeout": ("a number of seconds greater than 0", False),
     "keepalive_interval": ("a number of seconds, 0 to turn keepalives off", True),
