@@ -250,12 +250,13 @@ def test_private_key_file_content_never_printed(cli: Cli, tmp_path: Path) -> Non
 
 
 def test_secret_input_usage_errors(cli: Cli) -> None:
-    """Two stdin readers, an empty password or a passphrase without a key exit 2."""
+    """Two stdin readers, an empty password, a passphrase without a key or no terminal exit 2."""
     two_readers = cli.run(
         "add", "docs", "--type", "local", "--password-stdin", "--passphrase-stdin", input="x\n"
     )
     empty = cli.run("add", "docs", "--type", "local", "--password-stdin", input="\n")
     passphrase_only = cli.run("add", "docs", "--type", "local", "--passphrase-stdin", input="x\n")
+    no_terminal = cli.run("add", "docs", "--type", "local", "--ask-password", input="x\n")
 
     assert two_readers.code == 2
     assert "cannot both read standard input" in two_readers.stderr
@@ -263,6 +264,8 @@ def test_secret_input_usage_errors(cli: Cli) -> None:
     assert "read an empty password from standard input" in empty.stderr
     assert passphrase_only.code == 2
     assert "a passphrase was given for system 'docs' but no private key" in passphrase_only.stderr
+    assert no_terminal.code == 2
+    assert "--ask-password found no terminal to ask for the password on" in no_terminal.stderr
 
 
 def test_option_secrets_rejected(cli: Cli) -> None:

@@ -75,6 +75,8 @@ class Cli:
             env=self.environment(env),
             cwd=self.folder,
             timeout=RUN_TIMEOUT,
+            # Without a controlling terminal, no test can prompt on the developer's terminal.
+            start_new_session=True,
         )
         return Result(completed.returncode, completed.stdout, completed.stderr)
 

@@ -51,8 +51,8 @@ def trust(args: argparse.Namespace, context: Context) -> int:
     """Fetch the host key fingerprint, confirm it, then pin it and clear ignore_fingerprint."""
     name: str = args.name
 
-    # Three steps, each outside the others' event loop: the confirmation reads the terminal,
-    # and a blocking read inside an event loop would not stop at the first Ctrl-C.
+    # Three steps, so that the confirmation reads the terminal outside any event loop, where
+    # Ctrl-C interrupts the read (see Context.run).
     system, fingerprint = context.run(lambda store: _scan(store, name, args.timeout))
     where = format_address(system.host, system.port or DEFAULT_PORT)
     context.write(f"Host key of system {name!r} at {where}: {fingerprint}")

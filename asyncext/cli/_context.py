@@ -68,8 +68,9 @@ class Context:
     def run(self, operation: Callable[[SystemStore], Awaitable[T]]) -> T:
         """Open the existing store, run ``operation`` on it in a new event loop, and close it.
 
-        Each command reads its input before calling this, because a blocking read inside
-        the event loop would not be interrupted by the first Ctrl-C on Python 3.11+.
+        Commands read standard input and prompts before calling this. Inside the event loop,
+        Python 3.11+ turns Ctrl-C into a cancellation of the main task, which a blocking read
+        does not see, so the command would go on with whatever the read returned.
         """
 
         async def run_in_store() -> T:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
+import sys
 from typing import Any, TextIO
 
 from ._errors import UsageError
@@ -60,12 +62,18 @@ def prompt_secret(what: str, flag: str) -> str:
     Raises:
         UsageError: there is no terminal to ask on, or the answer is empty.
     """
+    # Without a terminal, getpass would read standard input with a warning instead.
+    if not (sys.stdin.isatty() or has_controlling_terminal()):
+        raise UsageError(
+            f"{flag} found no terminal to ask for the {what} on",
+            hint=f"pipe the {what} into the command with the matching --...-stdin option",
+        )
     try:
         value = getpass.getpass(f"{what.capitalize()}: ")
     except EOFError:
         raise UsageError(
-            f"{flag} found no terminal to ask for the {what} on",
-            hint=f"pipe the {what} into the command with the matching --...-stdin option",
+            f"{flag} read end of input instead of the {what}",
+            hint=f"run the command again and type the {what}",
         ) from None
     if not value:
         raise UsageError(
@@ -73,6 +81,16 @@ def prompt_secret(what: str, flag: str) -> str:
             hint=f"run the command again and type the {what}",
         )
     return value
+
+
+def has_controlling_terminal() -> bool:
+    """Return whether this process has a controlling terminal that ``getpass`` can use."""
+    try:
+        descriptor = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(descriptor)
+    return True
 
 
 def read_key_file(path: str) -> str:
