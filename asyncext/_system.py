@@ -50,8 +50,8 @@ class ExternalSystem:
     ``password``, ``private_key`` or ``private_key_password`` are wrapped in `Secret`.
 
     Options that are secrets, such as an API token, go in ``options["secrets"]``, a mapping
-    from a name to a string: they are wrapped in `Secret`, encrypted at rest, masked in
-    ``repr`` and left out of URIs and exports unless secrets are requested. Every other
+    from a name to a string. They are wrapped in `Secret`, encrypted at rest and masked in
+    ``repr``, and URIs and exports leave them out unless secrets are requested. Every other
     option is plain JSON, whatever its name.
     """
 
@@ -110,7 +110,7 @@ class ExternalSystem:
     def from_uri(cls, uri: str, name: str) -> ExternalSystem:
         """Build an unsaved record from a URI such as ``sftp://user:p%40ss@host:2222/srv/data``.
 
-        The scheme is the system type, the user information holds the user name and the
+        The scheme is the system type, the user information contains the user name and the
         password, and the path is ``remote_path``. Query parameters carry the other fields:
         ``fingerprint``, ``ignore_fingerprint=true``, one ``tenant`` per tenant, ``private_key``,
         ``private_key_password``, ``remote_path`` (for a relative path), ``option.NAME=JSON``

@@ -123,7 +123,7 @@ async def test_key_wrong_reveal_names_system(encrypted_store: Path) -> None:
 
 
 async def test_key_missing_reveal_says_how_to_set(encrypted_store: Path) -> None:
-    """With no key at all the error tells the user to set ASYNCEXT_KEY."""
+    """With no key at all the error names ASYNCEXT_KEY as the fix."""
     async with SystemStore(encrypted_store) as store:
         vault = await store.get("vault")
     assert vault.password is not None
