@@ -221,3 +221,23 @@ def test_closed_stdout_exits_quietly(cli: Cli) -> None:
 
     assert process.returncode == 1
     assert stderr == ""
+
+
+def test_missing_arguments_exit_2(cli: Cli) -> None:
+    """Every command that needs an argument exits 2 without it, before touching the store."""
+    for command in ("add", "update", "show", "remove", "test", "trust", "import", "rotate-key"):
+        result = cli.run(command)
+        assert result.code == 2, command
+        assert " required" in result.stderr.splitlines()[-2], command
+
+
+def test_init_rejects_foreign_file(tmp_path: Path) -> None:
+    """init on a file that is not an asyncext store exits 1 and leaves the file alone."""
+    runner = Cli(tmp_path)
+    runner.store.write_text("not a database\n" * 100)
+
+    result = runner.run("init")
+
+    assert result.code == 1
+    assert result.stderr.startswith(f"Error: the file {str(runner.store)!r} is not an asyncext")
+    assert runner.store.read_text() == "not a database\n" * 100
