@@ -7,6 +7,7 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncssh
 import pytest
 from leakcheck import register_secret
 from sshd import FaultServer, SSHServer, private_key_text, public_file, start_fault_server
@@ -109,6 +110,7 @@ async def test_ssh_password_login(password_server: FaultServer) -> None:
     """Password authentication logs in."""
     async with password_server.system("ssh").client() as connection:
         result = await connection.run("anything", check=True)
+    assert isinstance(connection, asyncssh.SSHClientConnection)
     assert result.stdout == "ok\n"
 
 

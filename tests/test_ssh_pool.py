@@ -115,6 +115,23 @@ async def test_sftp_pooled_client_is_reused(store: SystemStore, sshd: SSHServer)
     assert pool_stats(store).created == 1
 
 
+async def test_sftp_shared_session_serves_holders(tmp_path: Path, sshd: SSHServer) -> None:
+    """Eight holders sharing one pooled SFTP client work at once without mixing replies."""
+    options = PoolOptions(max_size=1, max_leases=8)
+    async with SystemStore(tmp_path / "shared-sftp.db", pool=options) as store:
+        system = await add(store, sshd, "sftp")
+        await asyncio.to_thread((sshd.data_folder / "shared").mkdir, exist_ok=True)
+
+        async def round_trip(number: int) -> bytes:
+            async with system.client() as files:
+                await files.write_bytes(f"shared/{number}.bin", bytes([number]) * 50000)
+                return bytes(await files.read_bytes(f"shared/{number}.bin"))
+
+        results = await asyncio.gather(*(round_trip(number) for number in range(8)))
+        assert results == [bytes([number]) * 50000 for number in range(8)]
+        assert pool_stats(store).created == 1
+
+
 async def test_ssh_check_client_detects_closed_connection(
     store: SystemStore, start_sshd: Callable[..., SSHServer]
 ) -> None:
