@@ -62,7 +62,11 @@ class ChannelSlots:
         return self._open
 
     async def create_session(self, *args: Any, **kwargs: Any) -> Any:
-        """Open a session channel once a slot is free; retry after a refusal at the limit."""
+        """Open a session channel once a slot is free; retry after a refusal at the limit.
+
+        NOTE: the wait for a free slot has no time limit of its own, because a channel may
+        stay open as long as its command runs. Cancel the caller to give up.
+        """
         refusals = 0
         while True:
             await self._acquire(first_in_line=refusals > 0)
