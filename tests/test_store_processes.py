@@ -11,11 +11,15 @@ from asyncext import SystemStore
 
 WORKER = textwrap.dedent(
     """
-    import asyncio, sys, time
+    import asyncio, os, sys, time
     from asyncext import SystemStore
 
     async def main(path, worker, root, updates):
         async with SystemStore(path) as store:
+            # Start together: announce readiness, then wait for the test's go signal.
+            open(os.path.join(root, f"ready-{worker}"), "w").close()
+            while not os.path.exists(os.path.join(root, "go")):
+                await asyncio.sleep(0.005)
             print(time.time(), flush=True)
             for index in range(10):
                 await store.add(f"w{worker}-{index}", "local", remote_path=root)
@@ -52,6 +56,14 @@ async def test_store_processes_lose_no_update(tmp_path: Path) -> None:
         )
         for worker in range(workers)
     ]
+    ready = [tmp_path / f"ready-{worker}" for worker in range(workers)]
+
+    async def wait_until_ready() -> None:
+        while not all(marker.exists() for marker in ready):
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(wait_until_ready(), timeout=60)
+    (tmp_path / "go").touch()
     outcomes = await asyncio.wait_for(
         asyncio.gather(*(process.communicate() for process in processes)), timeout=120
     )
