@@ -141,9 +141,7 @@ async def make_generic_connection_pool() -> Driver:
     pool: ConnectionPool[str, NoopClient] = ConnectionPool(
         Manager(), min_idle=MAX_SIZE, max_size=MAX_SIZE, total_max_size=MAX_SIZE
     )
-    return Driver(
-        "generic-connection-pool", lambda: pool.connection("benchmark"), pool.close
-    )
+    return Driver("generic-connection-pool", lambda: pool.connection("benchmark"), pool.close)
 
 
 class StandInConnection:
