@@ -136,8 +136,8 @@ async def make_generic_connection_pool() -> Driver:
         async def dispose(self, endpoint: str, conn: NoopClient) -> None:
             await conn.close()
 
-    # min_idle equal to max_size keeps all 10 connections; with the default of 1 the pool
-    # disposes of the extra ones as soon as they are idle.
+    # min_idle equal to max_size keeps all 10 connections. With the default of 1, the pool
+    # disposes of the other 9 after idle_timeout (60 s by default), within a long run.
     pool: ConnectionPool[str, NoopClient] = ConnectionPool(
         Manager(), min_idle=MAX_SIZE, max_size=MAX_SIZE, total_max_size=MAX_SIZE
     )

@@ -73,7 +73,7 @@ async def test_pool_acquire_first_come_first_served() -> None:
 
 
 async def test_pool_release_goes_to_waiter_not_newcomer() -> None:
-    """A released client goes to the waiter even if a newcomer asks in the same turn."""
+    """A released client goes to the waiter, not to a newcomer of the same loop turn."""
     service = FakeService()
     order: list[str] = []
     async with service.pool(max_size=1) as pool:
@@ -91,7 +91,7 @@ async def test_pool_release_goes_to_waiter_not_newcomer() -> None:
 
 
 async def test_pool_no_starvation(caplog: pytest.LogCaptureFixture) -> None:
-    """1000 tasks x 100 cycles on ten clients: nobody waits much longer than typical.
+    """1000 tasks x 100 cycles on ten clients: no acquire waits much longer than typical.
 
     A wait is counted in acquires granted to others meanwhile, which does not depend on
     the machine's speed: with first-come first-served hand-off, every waiter lets the
@@ -235,7 +235,7 @@ async def test_pool_create_timeout() -> None:
 
 
 async def test_pool_timeout_names_last_create_error() -> None:
-    """A timeout while creates fail tells the last create error."""
+    """A timeout while creates fail includes the last create error."""
     service = FakeService()
     release = asyncio.Event()
     async with service.pool(max_size=2, acquire_timeout=0.1) as pool:

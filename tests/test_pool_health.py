@@ -97,7 +97,7 @@ async def test_pool_all_idle_dead_recover_fast() -> None:
         dead = list(service.created)
         for client in dead:
             client.alive = False
-        service.check_delay = 0.1  # a dead server often answers a check only by timing out
+        service.check_delay = 0.1  # a check of a dead server often ends only by timing out
 
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -267,8 +267,10 @@ async def test_pool_min_size_refilled() -> None:
         await wait_until(lambda: service.create_calls == 3 and pool.stats().idle == 2)
 
 
-async def test_pool_min_size_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Failing creates for min_size are retried after growing, jittered delays."""
+async def test_pool_min_size_backoff(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Failing creates for min_size are retried after growing delays, each one logged."""
     monkeypatch.setattr(asyncext._pool._calls, "FILL_BACKOFF_INITIAL", 0.05)
     loop = asyncio.get_running_loop()
     attempts: list[float] = []
@@ -287,6 +289,12 @@ async def test_pool_min_size_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     assert stats.create_errors == 3
     assert gaps[0] >= 0.025
     assert gaps[2] > gaps[0]
+    failures = [
+        line
+        for line in messages(caplog.records, logging.WARNING)
+        if "creating a client failed: ConnectionRefusedError" in line
+    ]
+    assert len(failures) == 3
 
 
 def test_backoff_delay_doubles_with_jitter() -> None:

@@ -33,7 +33,7 @@ def shared_pool(
 async def start_holders(
     pool: ClientPool[FakeClient], count: int, release: asyncio.Event, got: list[FakeClient]
 ) -> list[asyncio.Task[None]]:
-    """Start ``count`` holders and wait until each holds a client or waits for one."""
+    """Start ``count`` holders and wait until each has a client or waits for one."""
     tasks = []
     for _ in range(count):
         tasks.append(asyncio.create_task(hold(pool, release, got)))

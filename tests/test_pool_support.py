@@ -1,4 +1,4 @@
-"""A fake service whose clients the pool tests create, check and destroy; it holds no tests."""
+"""A fake service whose clients the pool tests create, check and destroy (no tests here)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The pool layer: `ClientPool`, a generic pool of clients for any async create/destroy pair.
 
-It knows nothing of systems or adapters; the store builds one pool per system on top of it.
+It does not depend on systems or adapters, and the store builds one pool per system on it.
 """
 
 from __future__ import annotations

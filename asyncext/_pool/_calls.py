@@ -20,13 +20,13 @@ FILL_BACKOFF_INITIAL = 0.1
 """Seconds before the first retry after a failed create for ``min_size``."""
 
 FILL_BACKOFF_MAX = 30.0
-"""Longest delay between retries of creates for ``min_size``, in seconds."""
+"""Maximum delay between retries of creates for ``min_size``, in seconds."""
 
 SWEEP_INTERVAL_MAX = 60.0
-"""Longest pause between two sweeps of idle clients, in seconds."""
+"""Maximum pause between two sweeps of idle clients, in seconds."""
 
 SWEEP_INTERVAL_MIN = 0.005
-"""Shortest pause between two sweeps, so that a tiny ``max_idle`` cannot spin the loop."""
+"""Minimum pause between two sweeps, so that a tiny ``max_idle`` cannot spin the loop."""
 
 
 def describe(exc: BaseException) -> str:

@@ -30,7 +30,7 @@ class PoolCheckout(PoolSupply[ClientT]):
     # --- acquiring -----------------------------------------------------------------------
 
     def _acquire_nowait(self) -> PooledClient | None:
-        """Lease the newest idle client if nobody waits and it needs no check; else None."""
+        """Lease the newest idle client unless waiters are queued or it is due for a check."""
         idle = self._idle
         if idle and self._exclusive and not self._waiters:
             entry = idle[-1]
@@ -83,13 +83,13 @@ class PoolCheckout(PoolSupply[ClientT]):
                     raise self._wait_failure(result)
                 entry = result
 
-            # A client handed over comes fresh from a release, a create or a check; only
-            # one whose last holder's block raised needs a check then.
+            # A client handed over comes fresh from a release, a create or a check. It
+            # needs a check only if its last holder's block raised.
             if (
                 entry.needs_check
                 or (not handed_over and monotonic() >= entry.fast_until and self._check_due(entry))
             ) and not await self._verify(entry, deadline):
-                # That client failed its check and is gone; this caller goes to the head
+                # That client failed its check and is gone, so this caller goes to the head
                 # of the line for the next one.
                 lost_turn = True
                 continue
@@ -125,9 +125,9 @@ class PoolCheckout(PoolSupply[ClientT]):
         )
 
     def _take_nowait(self) -> PooledClient | None:
-        """Lease a client without waiting, retiring stale idle ones on the way; else None.
+        """Lease a client without waiting, retiring stale idle ones on the way, or return None.
 
-        Returns None while others wait, so that nobody passes them in line.
+        Returns None while others wait, so that a newcomer cannot pass them in line.
         """
         if self._waiters:
             return None
@@ -151,8 +151,8 @@ class PoolCheckout(PoolSupply[ClientT]):
     def _abandon(self, future: asyncio.Future[Any]) -> None:
         """Clean up after a waiter cancelled while queued, or just after being served.
 
-        A future resolved with a client in the loop turn of the cancellation holds a
-        lease that nobody will use: it goes to the next waiter, or back to idle. This is
+        A future resolved with a client in the loop turn of the cancellation carries a
+        lease that no task will use, so the client goes to the next waiter, or back to idle. This is
         why the queue resolves futures instead of notifying a condition: a notification
         to a task cancelled in the same moment is lost, and the client with it.
         """
@@ -166,7 +166,7 @@ class PoolCheckout(PoolSupply[ClientT]):
                 self._discard_nowait(result)
             else:
                 self._offer(result)
-        # A create error meant for this waiter is dropped with it; the remaining waiters
+        # A create error meant for this waiter is dropped with it. The remaining waiters
         # may need a create of their own.
         self._grow()
 
@@ -175,7 +175,7 @@ class PoolCheckout(PoolSupply[ClientT]):
     def _release_nowait(self, entry: PooledClient) -> bool:
         """Take back a client whose block ended normally.
 
-        Returns False when the client must be destroyed; the caller awaits `_destroy`.
+        Returns False when the client must be destroyed, which the caller then awaits.
         """
         entry.uses += 1
         entry.leases -= 1

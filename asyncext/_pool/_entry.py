@@ -22,8 +22,8 @@ class PooledClient:
     """One client of a pool, with the times and counts that decide when it retires.
 
     NOTE: ``fast_until`` folds the lifetime, idle and check-interval limits into one moment,
-    so that handing out an idle client takes one comparison. Whoever changes one of those
-    limits, or sets ``retired`` or ``needs_check``, lowers it to `NEVER` or recomputes it.
+    so that handing out an idle client takes one comparison. Code that sets ``retired`` or
+    ``needs_check``, or changes one of those limits, must lower it to `NEVER` or recompute it.
     """
 
     __slots__ = (

@@ -20,9 +20,9 @@ class Lease(Generic[ClientT]):
     a generator and several extra calls on every acquire.
 
     On exit the client goes back to the pool. When the block raised an exception, the
-    client is checked before its next use; when the block was cancelled (or interrupted by
-    any other `BaseException`), the client is destroyed, because it may have been left in
-    the middle of a request.
+    client is checked before its next use. When the block was cancelled, or interrupted by
+    another `BaseException`, the client is destroyed, because it may have been left in the
+    middle of a request.
     """
 
     __slots__ = ("_entry", "_pool")
@@ -34,7 +34,7 @@ class Lease(Generic[ClientT]):
     async def __aenter__(self) -> ClientT:
         if self._entry is not None:
             raise RuntimeError(
-                f"this lease of pool {self._pool.name!r} already holds a client; "
+                f"this lease of pool {self._pool.name!r} is already in use; "
                 "call pool.acquire() again for each 'async with' block"
             )
         pool = self._pool

@@ -55,24 +55,26 @@ class PoolOptions:
     makes sense.
 
     Args:
-        min_size: clients kept open in the background, even when nobody uses them.
-        max_size: most clients that exist at once, counting those being created or destroyed.
-        acquire_timeout: one deadline for the whole of ``acquire()``; 0 waits forever.
-        max_waiting: most ``acquire()`` calls waiting at once before new ones fail at once;
-            0 for no limit.
+        min_size: number of clients kept open in the background, even when unused.
+        max_size: maximum number of clients that exist at once, counting those being
+            created or destroyed.
+        acquire_timeout: one deadline for the whole of ``acquire()``. 0 waits forever.
+        max_waiting: maximum number of ``acquire()`` calls waiting at once. Beyond it, new
+            calls fail at once. 0 for no limit.
         max_idle: an idle client is retired after this long unused, while the pool holds
             more than ``min_size`` clients.
         max_lifetime: a client is retired after this long, shortened by up to 10 % at
             random so that clients created together do not all expire together.
-        max_uses: a client is retired after this many leases; 0 for no limit.
+        max_uses: a client is retired after this many leases. 0 for no limit.
         check_on_acquire: run the pool's ``check`` before handing out an idle client.
         check_interval: a client used more recently than this is handed out unchecked.
         create_timeout: how long one ``create`` call may take before it counts as failed.
-        max_concurrent_creates: most ``create`` calls running at once; 0 for no limit.
+        max_concurrent_creates: maximum number of ``create`` calls running at once. 0 for
+            no limit.
         max_leases: how many holders share one client at once (1 = exclusive).
 
     Raises:
-        ValueError: a value has the wrong type or is out of range; the message names it.
+        ValueError: a value has the wrong type or is out of range. The message names it.
     """
 
     min_size: int = 0

@@ -27,10 +27,10 @@ CLOSE_TIMEOUT = 5.0
 class ClientPool(PoolCheckout[ClientT]):
     """Keeps clients open between uses and hands each to one holder (or a few) at a time.
 
-    Opening a connection costs round trips and often a key exchange; a pool pays that once
-    per client instead of once per use. At most ``max_size`` clients exist at once,
+    Opening a connection costs round trips and often a key exchange, and a pool pays that
+    once per client instead of once per use. At most ``max_size`` clients exist at once,
     counting those being created and destroyed. Waiters are served first come, first
-    served: a returned client goes straight to the oldest waiter.
+    served, because a returned client goes straight to the oldest waiter.
 
     The pool belongs to the event loop it is opened in, and is not thread-safe.
 
@@ -88,12 +88,12 @@ class ClientPool(PoolCheckout[ClientT]):
         return self._options
 
     def acquire(self) -> Lease[ClientT]:
-        """Return an async context manager that holds a client for the length of its block.
+        """Return an async context manager that leases a client for the length of its block.
 
-        ``async with pool.acquire() as client:`` takes an idle client, or creates one when
-        there is room, or waits for one; when the block ends the client goes back to the
-        pool. An idle client unused for ``check_interval`` seconds is checked first; one
-        that fails is destroyed and the next one tried, all within ``acquire_timeout``.
+        ``async with pool.acquire() as client:`` takes an idle client, creates one when there
+        is room, or waits for one. When the block ends, the client goes back to the pool. An
+        idle client unused for ``check_interval`` seconds is checked first. One that fails is
+        destroyed and the next one tried, all within ``acquire_timeout``.
 
         Raises:
             PoolTimeout: no client within ``acquire_timeout``, or ``max_waiting`` acquires
@@ -227,7 +227,7 @@ class ClientPool(PoolCheckout[ClientT]):
         )
 
     def _reconfigure(self, options: PoolOptions) -> None:
-        """Switch to new options; idle clients beyond a lowered ``max_size`` go at once.
+        """Switch to new options, destroying idle clients beyond a lowered ``max_size``.
 
         Existing clients keep the lifetime they were created with. The store calls this
         when a system's pool options change.
@@ -338,15 +338,15 @@ class ClientPool(PoolCheckout[ClientT]):
                 await asyncio.wait((self._drained,), timeout=timeout)
 
             # Past the timeout: destroy the clients still in use.
-            held = [entry for entry in self._entries.values() if entry.state is not GONE]
-            if held:
+            in_use = [entry for entry in self._entries.values() if entry.state is not GONE]
+            if in_use:
                 logger.warning(
                     "pool %r: destroying %d clients still in use %g s after close() began",
                     self._name,
-                    len(held),
+                    len(in_use),
                     timeout,
                 )
-            for entry in held:
+            for entry in in_use:
                 self._discard_nowait(entry)
             pending = self._workers | self._cleanups
             if pending:

@@ -10,7 +10,8 @@ Handing a client to a waiter means resolving the waiter's future with it.
 NOTE: invariants of the bookkeeping:
 
 - ``_size`` counts clients in ``_entries``, creates in flight and destroys in flight. It
-  never exceeds ``max_size``, except after `ClientPool.resize` lowered it.
+  exceeds ``max_size`` only after `ClientPool.resize` lowered it. A client that a create
+  returns after it was given up on (timeout or close) is destroyed at once, outside it.
 - A client in ``_idle`` has the state IDLE and no lease. While waiters are queued,
   ``_idle`` is empty, because every client that comes back goes to the oldest waiter
   first.
@@ -78,8 +79,8 @@ class PoolState(Generic[ClientT]):
         self._wait_time_total = 0.0
         self._last_create_error: str | None = None
 
-        # Creates and rechecks, which close() cancels when its timeout passes; and
-        # destroys, which close() always waits for, because each is bounded in time.
+        # Creates and rechecks, which close() cancels at once. Destroys, which close()
+        # waits for, because each is bounded by CLEANUP_TIMEOUT.
         self._workers: set[asyncio.Task[Any]] = set()
         self._cleanups: set[asyncio.Task[Any]] = set()
         self._maintenance: asyncio.Task[None] | None = None
@@ -171,7 +172,7 @@ class PoolState(Generic[ClientT]):
         return best
 
     def _offer(self, entry: PooledClient) -> None:
-        """Give a client's free places to the oldest waiters; park it if nobody holds it."""
+        """Give a client's free places to the oldest waiters, or make it idle if unheld."""
         waiters = self._waiters
         if self._exclusive:
             while waiters:
@@ -186,7 +187,7 @@ class PoolState(Generic[ClientT]):
             return
 
         # A shared client that must be checked goes to one holder, who checks it and then
-        # offers the remaining places; one whose other holders still run is not offered.
+        # offers the remaining places. While other holders still use it, it is not offered.
         if entry.retired is None and not (entry.needs_check and entry.leases > 0):
             room = 1 if entry.needs_check else self._room(entry)
             while room > 0 and waiters:
@@ -211,7 +212,7 @@ class PoolState(Generic[ClientT]):
         message = (
             f"no client from pool {self._name!r} within acquire_timeout={timeout:g} s "
             f"({len(self._entries)} of max_size={self._max_size} clients exist, "
-            f"{len(self._waiters)} waiting); raise max_size, or look for code that holds "
+            f"{len(self._waiters)} waiting); raise max_size, or look for code that keeps "
             "clients too long or leaks them outside 'async with pool.acquire()'"
         )
         if self._last_create_error is not None:

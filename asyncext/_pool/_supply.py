@@ -70,7 +70,7 @@ class PoolSupply(PoolState[ClientT]):
     def _grow(self) -> None:
         """Start the creates that waiters and ``min_size`` call for, within the limits.
 
-        Called whenever a waiter arrives or a client leaves; returns at once when the pool
+        Called whenever a waiter arrives or a client leaves. Returns at once when the pool
         is full.
         """
         if self._state is not OPEN:
@@ -84,18 +84,18 @@ class PoolSupply(PoolState[ClientT]):
             if room <= 0:
                 return
 
-        # Waiters with no create in flight for them; a shared client serves several.
-        wanted = -(-len(self._waiters) // self._max_leases) - self._creating
+        # Waiters with no create in flight for them, where a shared client serves several.
+        needed = -(-len(self._waiters) // self._max_leases) - self._creating
         fill = self._min_size - self._size
         if fill > 0 and monotonic() < self._fill_blocked_until:
             fill = 0
-        for _ in range(min(room, max(wanted, fill))):
+        for _ in range(min(room, max(needed, fill))):
             self._size += 1
             self._creating += 1
             self._spawn(self._create_one(self._generation), cleanup=False)
 
     async def _create_one(self, generation: int) -> None:
-        """Create a client and hand it to the oldest waiter; or hand the error over."""
+        """Create a client and hand it, or the create error, to the oldest waiter."""
         try:
             client = await create_client(
                 self._create,
@@ -150,7 +150,7 @@ class PoolSupply(PoolState[ClientT]):
         self._create_errors += 1
         self._last_create_error = describe(error)
 
-        # The waiter raises the error itself, so it is logged here only when nobody will.
+        # The waiter raises the error itself, so it is logged here only when no waiter gets it.
         future = self._waiters.pop_live()
         if future is not None:
             future.set_result(error)
@@ -244,7 +244,10 @@ class PoolSupply(PoolState[ClientT]):
     # --- checking ------------------------------------------------------------------------
 
     async def _verify(self, entry: PooledClient, deadline: float) -> bool:
-        """Check a client leased to this caller; on failure destroy it and return False.
+        """Check a client leased to this caller, and destroy it if the check fails.
+
+        Returns:
+            Whether the client passed and may be handed out.
 
         Raises:
             PoolTimeout: the acquire deadline passed during the check.
@@ -286,7 +289,7 @@ class PoolSupply(PoolState[ClientT]):
 
         When a server drops its connections, all those idle since the same moment are
         usually dead. Checking them one by one on the acquire path would make a caller wait
-        for each; checking them together in the background lets the caller create a fresh
+        for each. Checking them together in the background lets the caller create a fresh
         client meanwhile.
         """
         suspects = [entry for entry in self._idle if entry.last_used <= failed.last_used]

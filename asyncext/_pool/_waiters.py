@@ -1,7 +1,7 @@
 """`WaiterQueue`: the first-come, first-served line of ``acquire()`` calls waiting for a client.
 
-Each waiter is a plain future. Whoever frees a client resolves the oldest live future with
-it directly, so a newcomer cannot take the client first. A future is resolved with:
+Each waiter is a plain future. The task that frees a client resolves the oldest live future
+with it directly, so a newcomer cannot take the client first. A future is resolved with:
 
 - a `PooledClient` whose lease the waiter now holds;
 - an exception instance for the waiter to raise (`PoolClosed`, a create error);

@@ -94,7 +94,7 @@ class SystemPools:
         if entry is None:
             return
         if system.revision < entry.system.revision:
-            # A stale record must not replace a newer one; keep the entry as it was.
+            # A stale record must not replace a newer one, so the entry stays as it was.
             self._pools[old_name] = entry
             return
         replaced = self._pools.pop(system.name, None)
