@@ -37,6 +37,11 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def describe_cause(error: BaseException) -> str:
+    """Return what went wrong, without the wrapping message of a translated error."""
+    return describe(error.__cause__ if error.__cause__ is not None else error)
+
+
 def backoff_delay(failures: int) -> float:
     """Return the delay before the next create for ``min_size`` after ``failures`` failures.
 
@@ -76,7 +81,7 @@ async def create_client(
         raise ConnectionFailed(
             f"creating a client for pool {pool_name!r} timed out after {timeout:g} s "
             "(create_timeout); check that the server is reachable, or raise create_timeout"
-        )
+        ) from TimeoutError(f"create() did not return within {timeout:g} s")
     if task.cancelled():
         raise ConnectionFailed(
             f"creating a client for pool {pool_name!r} failed: the create function was "

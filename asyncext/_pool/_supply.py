@@ -24,6 +24,7 @@ from ._calls import (
     backoff_delay,
     create_client,
     describe,
+    describe_cause,
     maintain,
     run_check,
 )
@@ -148,15 +149,16 @@ class PoolSupply(PoolState[ClientT]):
     def _create_failed(self, error: AsyncextError) -> None:
         """Give a create error to the oldest waiter, and delay creates for ``min_size``."""
         self._create_errors += 1
-        self._last_create_error = describe(error)
+        reason = describe_cause(error)
+        self._last_create_error = reason
 
         # The waiter raises the error itself, so it is logged here only when no waiter gets it.
         future = self._waiters.pop_live()
         if future is not None:
             future.set_result(error)
-            logger.debug("pool %r: creating a client failed: %s", self._name, describe(error))
+            logger.debug("pool %r: creating a client failed: %s", self._name, reason)
         else:
-            logger.warning("pool %r: creating a client failed: %s", self._name, describe(error))
+            logger.warning("pool %r: creating a client failed: %s", self._name, reason)
 
         self._signal_fill(error)
         self._schedule_fill_retry()
