@@ -115,6 +115,24 @@ async def test_pool_cancel_reaches_waiter() -> None:
     assert (stats.idle, stats.waiting, stats.size) == (1, 0, 1)
 
 
+async def test_pool_release_skips_cancelled_waiter() -> None:
+    """A released client goes to the oldest waiter still waiting, past a cancelled one."""
+    service = FakeService()
+    got: list[FakeClient] = []
+    async with service.pool(max_size=1) as pool:
+        async with pool.acquire() as held:
+            cancelled = asyncio.create_task(hold(pool, asyncio.Event(), []))
+            await wait_until(lambda: pool.stats().waiting == 1)
+            live = asyncio.create_task(hold(pool, asyncio.Event(), got))
+            await wait_until(lambda: pool.stats().waiting == 2)
+            cancelled.cancel()
+            await asyncio.gather(cancelled, return_exceptions=True)
+        await wait_until(lambda: len(got) == 1)
+        live.cancel()
+        await asyncio.gather(live, return_exceptions=True)
+    assert got == [held]
+
+
 async def test_pool_cancelled_body_destroys_client(caplog: pytest.LogCaptureFixture) -> None:
     """A client whose block was cancelled is destroyed, with a warning."""
     service = FakeService()
