@@ -38,7 +38,7 @@ class Lease(Generic[ClientT]):
                 "call pool.acquire() again for each 'async with' block"
             )
         pool = self._pool
-        entry = pool._acquire_nowait()
+        entry = pool._acquire_nowait() if pool._idle else None
         if entry is None:
             entry = await pool._acquire_slow()
         self._entry = entry
