@@ -85,9 +85,9 @@ def validate_tenants(name: str, tenants: frozenset[object]) -> None:
 def validate_options(name: str, options: object) -> None:
     """Raise `InvalidSystem` unless ``options`` is a dict that JSON stores without change.
 
-    Only JSON's own types are accepted (dict with string keys, list, str, int, finite float,
-    bool, None), so that every value reads back with the type it was written with: a tuple
-    would come back as a list and a NaN would not be valid JSON.
+    Only JSON's own types are accepted: dict with string keys, list, str, int, finite float,
+    bool and None. Every value then reads back with the type it was written with, whereas a
+    tuple would come back as a list and a NaN is not valid JSON.
     """
     if not isinstance(options, dict):
         raise InvalidSystem(

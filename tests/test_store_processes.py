@@ -91,3 +91,56 @@ async def test_store_processes_lose_no_update(tmp_path: Path) -> None:
     assert sorted(names) == sorted(expected)
     # Each kept system w*-1 was updated at steps 1, 11, 21, 31, 41 and 51.
     assert [system.revision for system in kept] == [1 + 6] * workers
+
+
+OPENER = textwrap.dedent(
+    """
+    import asyncio, os, sys
+    from asyncext import SystemStore
+
+    async def main(path, folder, worker):
+        open(os.path.join(folder, f"ready-{worker}"), "w").close()
+        while not os.path.exists(os.path.join(folder, "go")):
+            await asyncio.sleep(0.001)
+        async with SystemStore(path) as store:
+            await store.add(f"opener-{worker}", "local", remote_path=folder)
+
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
+    """
+)
+
+
+async def test_store_processes_create_one_file(tmp_path: Path) -> None:
+    """Processes that open a new file at the same moment migrate it once and all succeed."""
+    path = tmp_path / "new.db"
+    workers = 4
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            OPENER,
+            str(path),
+            str(tmp_path),
+            str(worker),
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for worker in range(workers)
+    ]
+    ready = [tmp_path / f"ready-{worker}" for worker in range(workers)]
+
+    async def wait_until_ready() -> None:
+        # The markers come from other processes, so there is no event to wait on.
+        while not all(marker.exists() for marker in ready):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(wait_until_ready(), timeout=60)
+    (tmp_path / "go").touch()
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(*(process.communicate() for process in processes)), timeout=120
+    )
+
+    for process, (_, stderr) in zip(processes, outcomes, strict=True):
+        assert process.returncode == 0, stderr.decode()
+    async with SystemStore(path) as store:
+        names = [system.name for system in await store.list()]
+    assert names == [f"opener-{worker}" for worker in range(workers)]

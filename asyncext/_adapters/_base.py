@@ -56,9 +56,9 @@ class Adapter(abc.ABC, Generic[ClientT]):
     def lease_limit(self, client: ClientT) -> int | None:
         """Return how many pool holders may share this client now, or None for no own limit.
 
-        The pool never exceeds its ``max_leases`` option; an adapter that learns a lower
-        limit from the server (such as a channel limit per SSH connection) reports it here,
-        and new holders then go to other clients.
+        The pool never exceeds its ``max_leases`` option. An adapter that learns a lower
+        limit from the server, such as a channel limit per SSH connection, reports it here
+        so that the pool sends new holders to other clients.
         """
         return None
 

@@ -1,4 +1,4 @@
-"""`TenantView`: the part of a store that one tenant sees."""
+"""`TenantView`: the systems of a store that are visible to one tenant."""
 
 from __future__ import annotations
 
@@ -36,11 +36,11 @@ class TenantView:
         return f"<TenantView {self._tenant!r} of {self._store!r}>"
 
     async def get(self, name: str) -> ExternalSystem:
-        """Return the system called ``name`` if this tenant sees it; see `SystemStore.get`."""
+        """Return the system called ``name`` if it is visible; see `SystemStore.get`."""
         return await self._store._get(name, tenant=self._tenant)
 
     async def list(self, *, system_type: str | None = None) -> builtins.list[ExternalSystem]:
-        """Return the systems this tenant sees, ordered by name; see `SystemStore.list`."""
+        """Return the visible systems, ordered by name; see `SystemStore.list`."""
         return await self._store._list(system_type=system_type, tenant=self._tenant)
 
     async def add(self, name: str, system_type: str, **fields: Any) -> ExternalSystem:
@@ -48,11 +48,11 @@ class TenantView:
         return await self._store._add(name, system_type, fields, tenant=self._tenant)
 
     async def update(self, name: str, /, **changes: Any) -> ExternalSystem:
-        """Change a system this tenant sees; see `SystemStore.update`."""
+        """Change a visible system; see `SystemStore.update`."""
         return await self._store._update(name, changes, tenant=self._tenant)
 
     async def remove(self, name: str) -> None:
-        """Delete a system this tenant sees; see `SystemStore.remove`."""
+        """Delete a visible system; see `SystemStore.remove`."""
         await self._store._remove(name, tenant=self._tenant)
 
     async def export_systems(
