@@ -52,6 +52,10 @@ UNPOOLED_JOBS = 30
 POOL_OPTIONS = PoolOptions(max_size=4)
 
 
+class QuickstartFailed(Exception):
+    """A step of the quick start went wrong; the message says which."""
+
+
 @dataclass
 class Server:
     """The SFTP server the jobs write to, as record fields of an ``sftp`` system."""
@@ -102,6 +106,13 @@ async def quickstart(args: argparse.Namespace) -> None:
             outbox = await store.add("outbox", "local", remote_path=str(outbox_folder))
             dropbox = await store.add("dropbox", "sftp", fingerprint=fingerprint, **server.fields)
             check_encrypted(store_path, server.fields["private_key"])
+
+            # One fresh connection, outside the pool: a wrong host, key or fingerprint shows
+            # here once, rather than in every job. It never raises for a failed connection.
+            report = await dropbox.test_connection()
+            if not report.ok:
+                raise QuickstartFailed(report.detail)
+            print(f"tested    {report.detail}, in {report.elapsed * 1000:.0f} ms")
             print(f"store     {store_path}, secrets encrypted with a new Fernet key")
             print(
                 f"systems   {outbox.name} (local folder) and {dropbox.name} (sftp, private_key "
@@ -163,7 +174,7 @@ async def pin_host_key(server: Server, fingerprint: str | None) -> str:
 
     fingerprint = await scan_host_key(server.fields["host"], server.fields["port"])
     if server.expected_fingerprint is not None and fingerprint != server.expected_fingerprint:
-        raise RuntimeError(f"scan_host_key returned {fingerprint}, not the server's own key")
+        raise QuickstartFailed(f"scan_host_key returned {fingerprint}, not the server's own key")
     print(f"host key  {fingerprint}, fetched with scan_host_key and pinned")
     return fingerprint
 
@@ -207,7 +218,7 @@ async def run_jobs(
 
     expected = len(names) + len(unpooled_names)
     if arrived != expected:
-        raise RuntimeError(f"{arrived} files arrived in the drop box, not {expected}")
+        raise QuickstartFailed(f"{arrived} files arrived in the drop box, not {expected}")
     return Results(
         pooled_jobs=len(names),
         pooled_seconds=pooled_seconds,
@@ -255,7 +266,13 @@ async def move_files(
 ) -> float:
     """Run one job per file, all at once, and return the seconds they took together."""
     started = time.perf_counter()
-    await asyncio.gather(*(move_file(name, outbox, dropbox) for name in names))
+    # return_exceptions: when a job fails, gather still waits for the others to end.
+    outcomes = await asyncio.gather(
+        *(move_file(name, outbox, dropbox) for name in names), return_exceptions=True
+    )
+    failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    if failures:
+        raise QuickstartFailed(f"{len(failures)} of {len(names)} jobs failed: {failures[0]}")
     return time.perf_counter() - started
 
 
@@ -277,7 +294,7 @@ async def check_and_delete(dropbox: ExternalSystem, prefix: str) -> int:
         # One SFTP session runs many requests at once, so the files are checked together.
         async def check(name: str) -> None:
             if await remote.read_bytes(name) != report(name):
-                raise RuntimeError(f"{name} arrived in the drop box with other content")
+                raise QuickstartFailed(f"{name} arrived in the drop box with other content")
             await remote.remove(name)
 
         await asyncio.gather(*(check(name) for name in names))
@@ -289,7 +306,7 @@ def check_encrypted(store_path: Path, secret_text: str) -> None:
     needle = secret_text.encode()
     for path in (store_path, store_path.with_name(store_path.name + "-wal")):
         if path.exists() and needle in path.read_bytes():
-            raise RuntimeError(f"{path} contains a secret in plain text")
+            raise QuickstartFailed(f"{path} contains a secret in plain text")
 
 
 def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -327,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(levelname)s: %(message)s")
     try:
         asyncio.run(quickstart(args))
-    except AsyncextError as exc:
+    except (AsyncextError, QuickstartFailed) as exc:
         # asyncext's messages name the system and the next step, and never contain a secret.
         print(f"quickstart failed: {exc}", file=sys.stderr)
         return 1
