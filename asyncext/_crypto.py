@@ -42,6 +42,41 @@ class SealedText(str):
         return "<sealed secret>"
 
 
+class StoredSecret(Secret):
+    """A secret read from an encrypted store, decrypted by its keyring on the first reveal.
+
+    A listing creates one per stored secret, so the keyring and stored text sit in slots. A
+    closure would allocate a function, four cells and a tuple per secret, and the garbage
+    collector would scan each of them. The base class's ``_reveal`` and ``_origin`` stay None.
+    """
+
+    __slots__ = ("_field", "_keyring", "_stored", "_system")
+
+    _keyring: Keyring
+    _stored: str
+    _system: str
+    _field: str
+
+    def _stored_form(self, keyring: object) -> str | None:
+        return self._stored if keyring is self._keyring else None
+
+    def reveal(self) -> str:
+        """Return the plain value, decrypting it on the first call.
+
+        Raises:
+            EncryptionKeyError: the store's keys cannot decrypt the value. The secret stays
+                unrevealed, so a later call tries again.
+        """
+        value = self._value
+        if value is None:
+            value = self._keyring.decrypt(self._stored, system=self._system, field=self._field)
+            self._value = value
+        return value
+
+
+_new_object = object.__new__
+
+
 def generate_key() -> str:
     """Return a new random Fernet key as URL-safe base64 text."""
     return Fernet.generate_key().decode("ascii")
@@ -194,9 +229,17 @@ class Keyring:
             secret = Secret(stored[len(PLAIN_PREFIX) :])
             secret._origin = (self, stored)
             return secret
-        return Secret._deferred(
-            lambda: self.decrypt(stored, system=system, field=field), origin=(self, stored)
-        )
+
+        # Slot assignments rather than __init__, because a listing builds one per stored secret.
+        sealed = _new_object(StoredSecret)
+        sealed._value = None
+        sealed._reveal = None
+        sealed._origin = None
+        sealed._keyring = self
+        sealed._stored = stored
+        sealed._system = system
+        sealed._field = field
+        return sealed
 
     def unseal_options(self, options: dict[str, Any], *, system: str) -> dict[str, Any]:
         """Replace the stored secret options in ``options`` by deferred `Secret` objects."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -62,6 +63,9 @@ def system_from_row(row: Any, keyring: Keyring, source: ClientSource | None) -> 
     stay encrypted until revealed.
     """
     name = row[1]
+    # A record never updated has equal timestamps, and a datetime is immutable, so one
+    # parsed object can serve both fields.
+    created_at = _parse_timestamp(row[15])
     system = _new_object(ExternalSystem)
     _set_attribute(
         system,
@@ -87,11 +91,11 @@ def system_from_row(row: Any, keyring: Keyring, source: ClientSource | None) -> 
             "fingerprint": row[9],
             "ignore_fingerprint": row[10] == 1,
             "remote_path": row[11],
-            "tenants": _NO_TENANTS if row[12] == "[]" else frozenset(_decode_json(row[12])[0]),
+            "tenants": _NO_TENANTS if row[12] == "[]" else _parse_tenants(row[12]),
             "options": {} if row[13] == "{}" else _read_options(row[13], keyring, name),
             "revision": row[14],
-            "created_at": _parse_timestamp(row[15]),
-            "updated_at": _parse_timestamp(row[16]),
+            "created_at": created_at,
+            "updated_at": created_at if row[16] == row[15] else _parse_timestamp(row[16]),
             "_client_source": source,
         },
     )
@@ -114,6 +118,15 @@ def column_value(system: ExternalSystem, column: str, keyring: Keyring) -> Any:
     if column in ("created_at", "updated_at"):
         return format_timestamp(value)
     return value
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_tenants(text: str) -> frozenset[str]:
+    """Decode a tenants column into a frozenset, shared by every record with the same text.
+
+    Sharing is safe because a frozenset is immutable, and many systems have the same tenants.
+    """
+    return frozenset(_decode_json(text)[0])
 
 
 def _read_options(text: str, keyring: Keyring, name: str) -> dict[str, Any]:
