@@ -8,10 +8,10 @@ system type by itself: the application neither imports nor registers anything::
     python examples/custom_adapter.py
 
 Without the package installed, this example registers the adapter by hand with
-`register_adapter` instead, and says so. It starts an echo server on 127.0.0.1 itself, then
-shows what the adapter's methods do: ``validate`` rejecting an incomplete record,
-``test_connection``, pooled ``get_client`` calls, and ``check_client`` replacing the
-connections that the server dropped.
+`register_adapter` instead, and prints which way it took. It starts an echo server on
+127.0.0.1 itself, then shows what the adapter's methods do: ``validate`` rejecting an
+incomplete record, ``test_connection``, pooled ``get_client`` calls, and ``check_client``
+replacing the connections that the server dropped.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ POOL_OPTIONS = PoolOptions(max_size=4, check_interval=0)
 
 @dataclass
 class EchoServer:
-    """A line echo server that asks for a token first, as asyncext_echo expects."""
+    """A line echo server that requires a token first, as asyncext_echo expects."""
 
     token: str
     port: int = 0
@@ -137,21 +137,21 @@ async def demonstrate(folder: Path) -> None:
             async with greeter.client() as echo:
                 return await echo.echo(f"hello {number}")
 
-        answers = await asyncio.gather(*(ask(number) for number in range(100)))
-        correct = sum(answer == f"hello {n}" for n, answer in enumerate(answers))
+        replies = await asyncio.gather(*(ask(number) for number in range(100)))
+        correct = sum(reply == f"hello {n}" for n, reply in enumerate(replies))
         stats = system_pool(store, "greeter").stats()
         print(
-            f"pooled    {correct} of 100 answers correct; connections opened: {stats.created}, "
+            f"pooled    {correct} of 100 replies correct; connections opened: {stats.created}, "
             f"leases served: {stats.acquired}"
         )
 
         # The server drops every connection; check_client finds out before reuse, and the
         # pool replaces each one that fails (logged as a WARNING on "asyncext.pool").
         server.drop_connections()
-        answers = await asyncio.gather(*(ask(number) for number in range(10)))
+        replies = await asyncio.gather(*(ask(number) for number in range(10)))
         stats = system_pool(store, "greeter").stats()
         print(
-            f"health    {len(answers)} answers after the server dropped its connections; "
+            f"health    {len(replies)} replies after the server dropped its connections; "
             f"failed checks: {stats.failed_checks}, connections opened: {stats.created}"
         )
 

@@ -53,7 +53,7 @@ POOL_OPTIONS = PoolOptions(max_size=4)
 
 
 class QuickstartFailed(Exception):
-    """A step of the quick start went wrong; the message says which."""
+    """A step of the quick start failed; the message names the step."""
 
 
 @dataclass
@@ -72,7 +72,7 @@ class Server:
 
 @dataclass
 class Results:
-    """What the two runs of jobs did, for the summary."""
+    """Counts and timings of the two runs of jobs, for the summary."""
 
     pooled_jobs: int
     pooled_seconds: float
@@ -106,18 +106,18 @@ async def quickstart(args: argparse.Namespace) -> None:
             outbox = await store.add("outbox", "local", remote_path=str(outbox_folder))
             dropbox = await store.add("dropbox", "sftp", fingerprint=fingerprint, **server.fields)
             check_encrypted(store_path, server.fields["private_key"])
-
-            # One fresh connection, outside the pool: a wrong host, key or fingerprint shows
-            # here once, rather than in every job. It never raises for a failed connection.
-            report = await dropbox.test_connection()
-            if not report.ok:
-                raise QuickstartFailed(report.detail)
-            print(f"tested    {report.detail}, in {report.elapsed * 1000:.0f} ms")
             print(f"store     {store_path}, secrets encrypted with a new Fernet key")
             print(
                 f"systems   {outbox.name} (local folder) and {dropbox.name} (sftp, private_key "
                 f"{dropbox.private_key!r})"
             )
+
+            # One fresh connection, outside the pool, so that a wrong host, key or fingerprint
+            # fails here once rather than in every job. A failure is a report, not an error.
+            report = await dropbox.test_connection()
+            if not report.ok:
+                raise QuickstartFailed(report.detail)
+            print(f"tested    {report.detail}, in {report.elapsed * 1000:.0f} ms")
 
             results = await run_jobs(store, key, outbox, dropbox, outbox_folder)
             print_results(results)

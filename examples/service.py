@@ -54,8 +54,8 @@ MAX_BODY = 1024 * 1024
 HEADER_TIMEOUT = 10.0
 """Seconds a client may take to send the request line and headers."""
 
-# A request waits at most 5 s for a client; beyond that the service answers 503 instead of
-# letting requests pile up behind a slow server.
+# A request waits at most 5 s for a client. After that the service responds 503, so that
+# requests do not pile up behind a slow server.
 POOL_OPTIONS = PoolOptions(max_size=4, acquire_timeout=5.0)
 
 REASONS = {
@@ -79,7 +79,7 @@ class Request:
 
 
 class HTTPError(Exception):
-    """A request that is answered with an error status."""
+    """Raised for a request that gets an error response; ``status`` is its HTTP status."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -87,7 +87,7 @@ class HTTPError(Exception):
 
 
 class FileService:
-    """Answers HTTP requests with the files of one system of a store."""
+    """HTTP handler that serves the files of one system of a store."""
 
     def __init__(self, store: SystemStore, system_name: str) -> None:
         self._store = store
@@ -108,7 +108,7 @@ class FileService:
             writer.write(format_response(status, body))
             await writer.drain()
         except ConnectionError:
-            pass  # The client went away; there is nobody left to answer.
+            pass  # The client disconnected, so no response can be sent.
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError):
@@ -147,8 +147,8 @@ def file_name(path: str) -> str | None:
     if path == "/files":
         return None
     if path.startswith("/files/") and len(path) > len("/files/"):
-        # Decoded, so that a client can send any name; confinement to the root folder is the
-        # file client's job, and a name such as '../x' ends in PathOutsideRoot.
+        # Decoded, so that a client can send any name. The file client confines it to the
+        # root folder: a name such as '../x' raises PathOutsideRoot.
         return unquote(path[len("/files/") :])
     raise HTTPError(404, f"{path} not found; use /files or /files/NAME")
 

@@ -22,7 +22,7 @@ USERNAME = "demo"
 
 @dataclass
 class SFTPServer:
-    """Where the in-process SFTP server listens and the key pair that logs in to it."""
+    """Address of the in-process SFTP server and the client key that it accepts."""
 
     host: str
     port: int

@@ -204,7 +204,7 @@ def test_worker_stops_on_sigterm(processes: list[subprocess.Popen[str]]) -> None
 
 
 def test_service_answers_requests() -> None:
-    """The service answers uploads, reads and each error case with its status."""
+    """The service responds to uploads, reads and each error case with its status."""
     result = run_example("service.py")
 
     assert result.returncode == 0, result.stderr
@@ -222,7 +222,7 @@ def test_service_answers_requests() -> None:
 
 
 def test_service_serves_until_sigint(processes: list[subprocess.Popen[str]]) -> None:
-    """With --serve, the service answers an HTTP client until SIGINT, then shuts down."""
+    """With --serve, the service responds to an HTTP client until SIGINT, then stops."""
     process = start_example("service.py", "--serve")
     processes.append(process)
     match = re.search(r"http://127\.0\.0\.1:\d+/files", read_line(process))
@@ -280,7 +280,7 @@ def test_custom_adapter_found_through_entry_point(tmp_path: Path) -> None:
     assert line_starting(output, "adapter") == "adapter   EchoAdapter from module asyncext_echo"
     assert "Secret('**********')" in line_starting(output, "options")
     assert line_starting(output, "test").startswith("test      ok=True: echo server at")
-    assert "100 of 100 answers correct" in line_starting(output, "pooled")
+    assert "100 of 100 replies correct" in line_starting(output, "pooled")
     assert "failed checks: 4" in line_starting(output, "health")
     assert "rejected the token" in line_starting(output, "rejected")
 
@@ -296,10 +296,10 @@ def test_custom_adapter_found_through_entry_point(tmp_path: Path) -> None:
 
 
 def test_custom_adapter_registers_by_hand() -> None:
-    """Without the package installed, the example registers the adapter itself and says so."""
+    """Without the package installed, the example registers the adapter by hand."""
     result = run_example("custom_adapter.py")
 
     assert result.returncode == 0, result.stderr
     output = result.stdout
     assert "registered by hand" in line_starting(output, "echo")
-    assert "100 of 100 answers correct" in line_starting(output, "pooled")
+    assert "100 of 100 replies correct" in line_starting(output, "pooled")

@@ -1,11 +1,12 @@
 """asyncext_echo: the asyncext adapter of line echo servers, as an example of a plug-in package.
 
-The protocol, line by line over TCP: the client sends ``HELLO <token>``, the server answers
-``OK`` (or ``DENIED`` and closes), and from then on it sends every line back unchanged.
+The protocol is line-based over TCP. The client sends ``HELLO <token>``, and the server
+replies ``OK``, or ``DENIED`` and closes. From then on the server sends every line back
+unchanged.
 
 A system of type ``echo`` needs ``host`` and ``port``, and the token as the secret option
 ``options["secrets"]["token"]``, which the store encrypts like a password. The option
-``timeout`` sets the seconds allowed for connecting and for each answer (default 5).
+``timeout`` sets the seconds allowed for connecting and for each reply (default 5).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ HEALTH_CHECK_LINE = "ping"
 
 
 class EchoClient:
-    """One logged-in connection to an echo server; `echo` sends a line and returns the answer."""
+    """One logged-in connection to an echo server; `echo` sends a line and returns the reply."""
 
     def __init__(
         self,
@@ -39,7 +40,7 @@ class EchoClient:
         self._reader = reader
         self._writer = writer
         self._timeout = timeout
-        # One request at a time, so that each answer is read by the call that sent its line.
+        # One request at a time, so that each reply is read by the call that sent its line.
         self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -51,7 +52,7 @@ class EchoClient:
         Raises:
             ValueError: ``text`` contains a line break.
             ConnectionError: the server closed the connection.
-            TimeoutError: the server did not answer within the system's ``timeout``.
+            TimeoutError: the server did not reply within the system's ``timeout``.
         """
         if "\n" in text or "\r" in text:
             raise ValueError("an echo line cannot contain a line break")
@@ -116,11 +117,11 @@ class EchoAdapter(Adapter[EchoClient]):
         try:
             writer.write(f"HELLO {token}\n".encode())
             await writer.drain()
-            answer = await asyncio.wait_for(reader.readline(), timeout)
+            reply = await asyncio.wait_for(reader.readline(), timeout)
         except BaseException:
             writer.close()
             raise
-        if answer != b"OK\n":
+        if reply != b"OK\n":
             writer.close()
             # The token is a secret: the message names where to set it, never its value.
             raise ConnectionFailed(
@@ -149,9 +150,9 @@ class EchoAdapter(Adapter[EchoClient]):
             if await client.echo(HEALTH_CHECK_LINE) != HEALTH_CHECK_LINE:
                 raise ConnectionFailed(
                     f"system {system.name!r}: the server at {system.host}:{system.port} "
-                    "answered, but not with the line it was sent; is it an echo server?",
+                    "replied, but not with the line it was sent; check that it is an echo server",
                     system=system.name,
                 )
         finally:
             await client.aclose()
-        return f"echo server at {system.host}:{system.port} answered"
+        return f"echo server at {system.host}:{system.port} replied"
