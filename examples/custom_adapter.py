@@ -135,7 +135,8 @@ async def demonstrate(folder: Path) -> None:
         # A hundred requests at once; the pool lets at most four connections exist.
         async def ask(number: int) -> str:
             async with greeter.client() as echo:
-                return await echo.echo(f"hello {number}")
+                reply: str = await echo.echo(f"hello {number}")
+            return reply
 
         replies = await asyncio.gather(*(ask(number) for number in range(100)))
         correct = sum(reply == f"hello {n}" for n, reply in enumerate(replies))

@@ -96,7 +96,7 @@ class FileService:
     async def handle_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        """Answer one request, then close the connection (HTTP/1.1 with Connection: close)."""
+        """Respond to one request, then close the connection (HTTP/1.1 with Connection: close)."""
         try:
             try:
                 request = await asyncio.wait_for(read_request(reader), HEADER_TIMEOUT)
@@ -212,7 +212,7 @@ async def send(port: int, method: str, path: str, body: bytes = b"") -> tuple[in
 
 
 async def demonstrate(port: int) -> int:
-    """Send the service the requests of a typical client, print the answers; count them."""
+    """Send the requests of a typical client, print the responses and return their count."""
     uploads = [
         send(port, "PUT", f"/files/note-{number:02d}.txt", f"note {number}\n".encode())
         for number in range(40)
@@ -268,11 +268,17 @@ async def run(folder: Path, port: int, serve: bool) -> None:
 
 
 async def wait_for_stop_signal() -> None:
+    """Return on the first SIGINT or SIGTERM; a second one then has its usual effect."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for number in (signal.SIGINT, signal.SIGTERM):
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for number in signals:
         loop.add_signal_handler(number, stop.set)
-    await stop.wait()
+    try:
+        await stop.wait()
+    finally:
+        for number in signals:
+            loop.remove_signal_handler(number)
 
 
 def main() -> int:

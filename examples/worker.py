@@ -132,18 +132,24 @@ async def run(folder: Path, workers: int, jobs: int) -> None:
 
 
 def install_stop_signals(stop: asyncio.Event) -> list[str]:
-    """Set ``stop`` on SIGINT and SIGTERM; return the list where the signal's name goes."""
+    """Set ``stop`` on the first SIGINT or SIGTERM; return the list where its name goes.
+
+    The handlers remove themselves, so a second Ctrl-C interrupts at once, as usual.
+    """
     received: list[str] = []
     loop = asyncio.get_running_loop()
-    for number in (signal.SIGINT, signal.SIGTERM):
+    signals = (signal.SIGINT, signal.SIGTERM)
 
-        def on_signal(name: str = number.name) -> None:
-            received.append(name)
-            stop.set()
+    def on_signal(name: str) -> None:
+        received.append(name)
+        stop.set()
+        for number in signals:
+            loop.remove_signal_handler(number)
 
+    for number in signals:
         # add_signal_handler exists on Unix event loops only.
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(number, on_signal)
+            loop.add_signal_handler(number, on_signal, number.name)
     return received
 
 
