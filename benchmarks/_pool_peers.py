@@ -17,6 +17,8 @@ from typing import Any
 from asyncext import ClientPool, PoolOptions
 
 MAX_SIZE = 10
+FLOOR = "asyncio.Queue"
+OURS = "asyncext ClientPool"
 
 
 class NoopClient:
@@ -84,7 +86,7 @@ async def make_floor() -> Driver:
     async def close() -> None:
         pass
 
-    return Driver("floor: asyncio.Queue", lambda: QueueLease(queue), close)
+    return Driver(FLOOR, lambda: QueueLease(queue), close)
 
 
 # --- asyncext ---------------------------------------------------------------------------
@@ -99,7 +101,7 @@ async def make_asyncext() -> Driver:
         name="bench",
     )
     await pool.open()
-    return Driver("asyncext ClientPool", pool.acquire, pool.close)
+    return Driver(OURS, pool.acquire, pool.close)
 
 
 # --- peers ------------------------------------------------------------------------------
@@ -203,12 +205,12 @@ async def make_connpool() -> Driver:
     return Driver("connpool", pool.connection, pool.close)
 
 
-MAKERS: list[Callable[[], Awaitable[Driver]]] = [
-    make_floor,
-    make_asyncext,
-    make_asyncio_connection_pool,
-    make_generic_connection_pool,
-    make_psycopg_pool,
-    make_connpool,
-]
-"""The floor first, asyncext second, then the peers."""
+MAKERS: dict[str, Callable[[], Awaitable[Driver]]] = {
+    FLOOR: make_floor,
+    OURS: make_asyncext,
+    "asyncio-connection-pool": make_asyncio_connection_pool,
+    "generic-connection-pool": make_generic_connection_pool,
+    "psycopg_pool": make_psycopg_pool,
+    "connpool": make_connpool,
+}
+"""Each pool's maker by its name: the floor first, asyncext second, then the peers."""

@@ -13,24 +13,23 @@ the least a pool can do. The peers are asyncio-connection-pool, generic-connecti
 psycopg_pool (with a stand-in connection class) and connpool, driven as described in
 ``benchmarks/_pool_peers.py``. Install them with ``pip install -e '.[bench]'``.
 
-    python benchmarks/pool.py [--quick]
+    python benchmarks/pool.py [--quick] [--json FILE]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
-import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any
 
-from _pool_peers import MAKERS, Driver
+from _common import Comparison, Goal, Report, Table, check_size, main_for, run_async
+from _pool_peers import FLOOR, MAKERS, MAX_SIZE, OURS, Driver
 
 Acquire = Callable[[], AbstractAsyncContextManager[Any]]
 
@@ -38,6 +37,21 @@ WAIT_RATIO_GOAL = 5.0
 SEQUENTIAL_FLOOR_GOAL = 0.5
 CONCURRENT_FLOOR_GOAL = 0.7
 PEER_GOAL = 1.2
+
+
+@dataclass(frozen=True)
+class Settings:
+    rounds: int
+    pairs: int
+    tasks: int
+    cycles: int
+
+
+SETTINGS = {
+    "smoke": Settings(rounds=1, pairs=200, tasks=20, cycles=2),
+    "quick": Settings(rounds=3, pairs=5_000, tasks=500, cycles=10),
+    "full": Settings(rounds=7, pairs=20_000, tasks=1000, cycles=20),
+}
 
 
 async def sequential(acquire: Acquire, pairs: int) -> float:
@@ -77,8 +91,9 @@ async def acquire_waits(acquire: Acquire, tasks: int, cycles: int) -> list[float
     return waits
 
 
-async def run(rounds: int, pairs: int, tasks: int, cycles: int) -> dict[str, dict[str, Any]]:
-    drivers: list[Driver] = [await make() for make in MAKERS]
+async def measure(settings: Settings) -> dict[str, dict[str, float]]:
+    """Return each pool's median rates and its acquire waits, by pool name."""
+    drivers: list[Driver] = [await make() for make in MAKERS.values()]
     samples: dict[str, dict[str, list[float]]] = {
         driver.name: {"sequential": [], "concurrent": []} for driver in drivers
     }
@@ -86,115 +101,148 @@ async def run(rounds: int, pairs: int, tasks: int, cycles: int) -> dict[str, dic
     try:
         # A warm-up round creates every pool's clients, outside the measurement.
         for driver in drivers:
-            await concurrent(driver.acquire, tasks, 2)
+            await concurrent(driver.acquire, settings.tasks, 2)
 
-        for _ in range(rounds):
+        for _ in range(settings.rounds):
             for driver in drivers:
                 gc.collect()
-                samples[driver.name]["sequential"].append(await sequential(driver.acquire, pairs))
+                samples[driver.name]["sequential"].append(
+                    await sequential(driver.acquire, settings.pairs)
+                )
                 gc.collect()
                 samples[driver.name]["concurrent"].append(
-                    await concurrent(driver.acquire, tasks, cycles)
+                    await concurrent(driver.acquire, settings.tasks, settings.cycles)
                 )
         for driver in drivers:
             gc.collect()
-            waits[driver.name] = await acquire_waits(driver.acquire, tasks, cycles)
+            waits[driver.name] = await acquire_waits(
+                driver.acquire, settings.tasks, settings.cycles
+            )
     finally:
         for driver in drivers:
             await driver.close()
 
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, dict[str, float]] = {}
     for driver in drivers:
         driver_waits = waits[driver.name]
         results[driver.name] = {
-            "sequential": statistics.median(samples[driver.name]["sequential"]),
-            "concurrent": statistics.median(samples[driver.name]["concurrent"]),
-            "wait_median": statistics.median(driver_waits),
-            "wait_worst": max(driver_waits),
+            "sequential_per_second": statistics.median(samples[driver.name]["sequential"]),
+            "concurrent_per_second": statistics.median(samples[driver.name]["concurrent"]),
+            "wait_median_seconds": statistics.median(driver_waits),
+            "wait_worst_seconds": max(driver_waits),
         }
     return results
 
 
-def report(results: dict[str, dict[str, Any]], arguments: argparse.Namespace) -> bool:
-    """Print the table and the ratios; return whether asyncext met every goal."""
-    names = list(results)
-    floor, ours, peers = names[0], names[1], names[2:]
-    print(
-        f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
-        f"{arguments.rounds} rounds, median shown; sequential {arguments.pairs} pairs, "
-        f"concurrent {arguments.tasks} tasks x {arguments.cycles} cycles, max_size 10"
-    )
-    print()
-    header = (
-        f"{'pool':<26}{'sequential/s':>14}{'x floor':>9}{'concurrent/s':>14}{'x floor':>9}"
-        f"{'wait median':>13}{'wait worst':>12}{'worst/med':>11}"
-    )
-    print(header)
-    print("-" * len(header))
-    for name in names:
-        row = results[name]
-        print(
-            f"{name:<26}{row['sequential']:>14,.0f}"
-            f"{row['sequential'] / results[floor]['sequential']:>9.2f}"
-            f"{row['concurrent']:>14,.0f}"
-            f"{row['concurrent'] / results[floor]['concurrent']:>9.2f}"
-            f"{row['wait_median'] * 1e3:>11.3f}ms{row['wait_worst'] * 1e3:>10.3f}ms"
-            f"{row['wait_worst'] / row['wait_median']:>11.1f}"
-        )
-    print()
+def run(size: str) -> Report:
+    """Measure every pool and compare asyncext with the floor and each peer."""
+    check_size(size)
+    settings = SETTINGS[size]
+    results = run_async(measure(settings))
+    peers = [name for name in results if name not in (FLOOR, OURS)]
 
-    mine = results[ours]
-    checks: list[tuple[str, float, float]] = [
-        (
-            "sequential, asyncext / floor",
-            mine["sequential"] / results[floor]["sequential"],
+    report = Report(
+        name="pool",
+        size=size,
+        parameters={
+            "max_size": MAX_SIZE,
+            "rounds": settings.rounds,
+            "sequential pairs": settings.pairs,
+            "concurrent tasks": settings.tasks,
+            "cycles per task": settings.cycles,
+        },
+        figures=results,
+    )
+
+    # Rates in pairs per second, ours against every other pool.
+    for kind in ("sequential", "concurrent"):
+        key = f"{kind}_per_second"
+        for baseline in [FLOOR, *peers]:
+            report.comparisons.append(
+                Comparison(
+                    measure=kind,
+                    ours=OURS,
+                    baseline=baseline,
+                    ours_value=results[OURS][key],
+                    baseline_value=results[baseline][key],
+                    unit="acquire/release pairs per second",
+                    higher_is_better=True,
+                )
+            )
+
+    floor = results[FLOOR]
+    rows = []
+    for name, row in results.items():
+        rows.append(
+            [
+                name,
+                f"{row['sequential_per_second']:,.0f}",
+                f"{row['sequential_per_second'] / floor['sequential_per_second']:.2f}",
+                f"{row['concurrent_per_second']:,.0f}",
+                f"{row['concurrent_per_second'] / floor['concurrent_per_second']:.2f}",
+                f"{row['wait_median_seconds'] * 1e3:.3f}",
+                f"{row['wait_worst_seconds'] * 1e3:.3f}",
+                f"{row['wait_worst_seconds'] / row['wait_median_seconds']:,.1f}",
+            ]
+        )
+    report.tables.append(
+        Table(
+            title=(
+                f"Pools of {MAX_SIZE} no-op clients, median of {settings.rounds} rounds: "
+                f"sequential {settings.pairs:,} pairs; concurrent {settings.tasks:,} tasks x "
+                f"{settings.cycles} cycles; waits from one more concurrent run"
+            ),
+            headers=[
+                "pool",
+                "sequential/s",
+                "x floor",
+                "concurrent/s",
+                "x floor",
+                "wait median ms",
+                "wait worst ms",
+                "worst/median",
+            ],
+            rows=rows,
+        )
+    )
+
+    # The goals: a fraction of the floor, and faster than the fastest peer.
+    ours = results[OURS]
+    report.goals = [
+        Goal(
+            f"sequential, asyncext / {FLOOR}",
+            ours["sequential_per_second"] / floor["sequential_per_second"],
             SEQUENTIAL_FLOOR_GOAL,
         ),
-        (
-            "concurrent, asyncext / floor",
-            mine["concurrent"] / results[floor]["concurrent"],
+        Goal(
+            f"concurrent, asyncext / {FLOOR}",
+            ours["concurrent_per_second"] / floor["concurrent_per_second"],
             CONCURRENT_FLOOR_GOAL,
         ),
     ]
     for kind in ("sequential", "concurrent"):
-        fastest = max(peers, key=lambda name: results[name][kind])
-        for peer in peers:
-            checks.append(
-                (
-                    f"{kind}, asyncext / {peer}" + (" (fastest peer)" if peer == fastest else ""),
-                    mine[kind] / results[peer][kind],
-                    PEER_GOAL if peer == fastest else 0.0,
-                )
+        key = f"{kind}_per_second"
+        fastest = max(peers, key=lambda name: results[name][key])
+        report.goals.append(
+            Goal(
+                f"{kind}, asyncext / fastest peer ({fastest})",
+                ours[key] / results[fastest][key],
+                PEER_GOAL,
             )
-    wait_ratio = mine["wait_worst"] / mine["wait_median"]
-
-    met = True
-    for label, ratio, goal in checks:
-        verdict = ""
-        if goal:
-            verdict = "  goal >= {:.1f}: {}".format(goal, "met" if ratio >= goal else "NOT MET")
-            met = met and ratio >= goal
-        print(f"{label:<66}{ratio:>7.2f}{verdict}")
-    verdict = "met" if wait_ratio <= WAIT_RATIO_GOAL else "NOT MET"
-    print(
-        f"{'FIFO load, asyncext worst wait / median wait':<66}{wait_ratio:>7.2f}"
-        f"  goal <= {WAIT_RATIO_GOAL:.1f}: {verdict}"
+        )
+    report.goals.append(
+        Goal(
+            "concurrent load, asyncext worst acquire wait / median wait",
+            ours["wait_worst_seconds"] / ours["wait_median_seconds"],
+            WAIT_RATIO_GOAL,
+            at_least=False,
+        )
     )
-    return met and wait_ratio <= WAIT_RATIO_GOAL
+    return report
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds and operations")
-    arguments = parser.parse_args()
-    if arguments.quick:
-        arguments.rounds, arguments.pairs, arguments.tasks, arguments.cycles = 3, 5_000, 500, 10
-    else:
-        arguments.rounds, arguments.pairs, arguments.tasks, arguments.cycles = 7, 20_000, 1000, 20
-
-    results = asyncio.run(run(arguments.rounds, arguments.pairs, arguments.tasks, arguments.cycles))
-    met = report(results, arguments)
-    return 0 if met else 1
+def main(argv: list[str] | None = None) -> int:
+    return main_for(run, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
