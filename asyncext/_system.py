@@ -22,6 +22,7 @@ from ._secrets import OPTION_SECRETS, Secret, wrap_option_secrets
 from ._tasks import CLEANUP_TIMEOUT, run_shielded
 from ._uri import format_system_uri, parse_system_uri
 from ._validation import (
+    check_encodable,
     validate_name,
     validate_options,
     validate_port,
@@ -231,6 +232,8 @@ def validate_system(system: ExternalSystem) -> None:
                 f"not {type(value).__name__}",
                 system=name,
             )
+        if value is not None:
+            _check_secret_text(name, secret_field, value)
     if not isinstance(system.ignore_fingerprint, bool):
         raise InvalidSystem(
             f"system {name!r}: ignore_fingerprint must be True or False, "
@@ -238,9 +241,14 @@ def validate_system(system: ExternalSystem) -> None:
             system=name,
         )
     validate_tenants(name, system.tenants)
-    # Secret options are checked by wrap_option_secrets on construction; the rest is JSON.
+    # wrap_option_secrets checked the types of the secret options on construction, and
+    # their text is checked here; the rest is JSON.
     options = system.options
     if isinstance(options, dict) and OPTION_SECRETS in options:
+        for key, secret in options[OPTION_SECRETS].items():
+            where = f"options[{OPTION_SECRETS!r}][{key!r}]"
+            check_encodable(name, f"the name of {where}", key)
+            _check_secret_text(name, where, secret)
         options = {key: value for key, value in options.items() if key != OPTION_SECRETS}
     if isinstance(options, dict):
         for key, value in options.items():
@@ -260,6 +268,16 @@ def validate_system(system: ExternalSystem) -> None:
         exc.system = name
         raise
     adapter.validate(system)
+
+
+def _check_secret_text(name: str, where: str, secret: Secret) -> None:
+    """Raise `InvalidSystem` if a secret given as text cannot be stored as UTF-8.
+
+    A secret read from a store was checked when it was written, and is not decrypted here.
+    """
+    value = secret._value
+    if value is not None:
+        check_encodable(name, where, value)
 
 
 def _validate_pool_overrides(name: str, overrides: object) -> None:

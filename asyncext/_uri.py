@@ -28,6 +28,7 @@ from urllib.parse import quote, unquote
 
 from ._errors import InvalidSystem
 from ._secrets import OPTION_SECRETS, Secret
+from ._validation import MAX_OPTIONS_DEPTH
 
 if TYPE_CHECKING:
     from ._system import ExternalSystem
@@ -303,6 +304,12 @@ def _parse_json(option: str, text: str, invalid: Callable[[str], InvalidSystem])
 
     try:
         return json.loads(text, parse_constant=reject_constant)
+    except RecursionError:
+        # json.loads recurses once per level of nesting, so "[[[[…" exhausts the stack.
+        raise invalid(
+            f"the value of option {option!r} is nested too deeply to read; options may be "
+            f"nested at most {MAX_OPTIONS_DEPTH} levels"
+        ) from None
     except ValueError:
         # The value is not quoted: a misplaced secret could have ended up in an option.
         raise invalid(

@@ -12,9 +12,57 @@ MAX_NAME_LENGTH = 255
 MAX_OPTIONS_DEPTH = 32
 
 
+SHOWN_LENGTH = 60
+"""Characters of a value that an error message quotes before cutting it short."""
+
+
+def shorten(value: object) -> str:
+    """Return ``repr(value)`` for an error message, cut after `SHOWN_LENGTH` characters.
+
+    A message that quotes a 100,000-character value whole cannot be read in a log or a
+    terminal, so long values show their start and their length.
+    """
+    text = repr(value)
+    if len(text) <= SHOWN_LENGTH:
+        return text
+    size = f" ({len(value)} characters)" if isinstance(value, str) else ""
+    return f"{text[:SHOWN_LENGTH]}...{size}"
+
+
 def has_control_characters(text: str) -> bool:
     """Return whether ``text`` contains a control character (Unicode category Cc)."""
     return any(unicodedata.category(character) == "Cc" for character in text)
+
+
+def find_surrogate(text: str) -> int | None:
+    """Return the index of the first lone surrogate in ``text``, or None if it has none.
+
+    A lone surrogate (U+D800 to U+DFFF) is not a Unicode character, so UTF-8 cannot encode it
+    and neither SQLite nor a URI can store it. Python lets one into a string through
+    ``"\\ud800"``, ``json.loads`` or ``os.fsdecode``.
+    """
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+def check_encodable(name: str, where: str, text: str) -> None:
+    """Raise `InvalidSystem` if ``text`` contains a lone surrogate.
+
+    The message gives the position, not the text, because ``text`` may be a secret.
+    """
+    index = find_surrogate(text)
+    if index is not None:
+        raise InvalidSystem(
+            f"system {name!r}: {where} contains a lone surrogate "
+            f"(U+{ord(text[index]):04X} at index {index}), which is not valid Unicode and "
+            "cannot be stored; decode the text with errors='replace' or fix its source",
+            system=name,
+        )
 
 
 def validate_name(name: object) -> None:
@@ -35,7 +83,14 @@ def validate_name(name: object) -> None:
         )
     if has_control_characters(name):
         raise InvalidSystem(
-            f"system name {name!r} contains a control character; use printable characters",
+            f"system name {shorten(name)} contains a control character; use printable characters",
+            system=name,
+        )
+    index = find_surrogate(name)
+    if index is not None:
+        raise InvalidSystem(
+            f"system name {shorten(name)} contains a lone surrogate (U+{ord(name[index]):04X} "
+            f"at index {index}), which is not valid Unicode and cannot be stored",
             system=name,
         )
 
@@ -62,9 +117,10 @@ def validate_text_field(name: str, field: str, value: object) -> None:
         )
     if has_control_characters(value):
         raise InvalidSystem(
-            f"system {name!r}: {field} {value!r} contains a control character",
+            f"system {name!r}: {field} {shorten(value)} contains a control character",
             system=name,
         )
+    check_encodable(name, field, value)
 
 
 def validate_tenants(name: str, tenants: frozenset[object]) -> None:
@@ -72,14 +128,16 @@ def validate_tenants(name: str, tenants: frozenset[object]) -> None:
     for tenant in tenants:
         if not isinstance(tenant, str) or not tenant.strip():
             raise InvalidSystem(
-                f"system {name!r}: tenant {tenant!r} is invalid; tenants are non-empty strings",
+                f"system {name!r}: tenant {shorten(tenant)} is invalid; tenants are non-empty "
+                "strings",
                 system=name,
             )
         if has_control_characters(tenant):
             raise InvalidSystem(
-                f"system {name!r}: tenant {tenant!r} contains a control character",
+                f"system {name!r}: tenant {shorten(tenant)} contains a control character",
                 system=name,
             )
+        check_encodable(name, f"tenant {shorten(tenant)}", tenant)
 
 
 def validate_options(name: str, options: object) -> None:
@@ -104,7 +162,13 @@ def _check_json_value(name: str, value: Any, where: str, depth: int) -> None:
             system=name,
         )
 
-    if value is None or isinstance(value, (str, bool, int)):
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        check_encodable(name, where, value)
+        return
+    if isinstance(value, int):
+        _check_integer(name, value, where)
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -122,11 +186,12 @@ def _check_json_value(name: str, value: Any, where: str, depth: int) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidSystem(
-                    f"system {name!r}: key {key!r} in {where} is not a string; "
+                    f"system {name!r}: key {shorten(key)} in {where} is not a string; "
                     "JSON objects only have string keys",
                     system=name,
                 )
-            _check_json_value(name, item, f"{where}[{key!r}]", depth + 1)
+            check_encodable(name, f"a key in {where}", key)
+            _check_json_value(name, item, f"{where}[{shorten(key)}]", depth + 1)
         return
 
     raise InvalidSystem(
@@ -134,3 +199,21 @@ def _check_json_value(name: str, value: Any, where: str, depth: int) -> None:
         "round-trip through JSON; use a dict, list, str, int, float, bool or None",
         system=name,
     )
+
+
+def _check_integer(name: str, value: int, where: str) -> None:
+    """Raise `InvalidSystem` for an integer too long to write as JSON text.
+
+    Python refuses to convert integers of more than ``sys.get_int_max_str_digits()`` digits
+    (4300 by default since 3.11) to text, so ``json.dumps`` would fail on it.
+    """
+    if value.bit_length() <= 64:
+        return
+    try:
+        str(value)
+    except ValueError:
+        raise InvalidSystem(
+            f"system {name!r}: {where} is an integer of {value.bit_length()} bits, too long "
+            "to write as JSON text; store it as a string",
+            system=name,
+        ) from None

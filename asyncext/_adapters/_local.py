@@ -14,6 +14,7 @@ import anyio.to_thread
 
 from .._errors import InvalidSystem, PathOutsideRoot
 from .._files import FileInfo, confine, is_inside
+from .._validation import shorten
 from ._base import Adapter
 from ._registry import register_adapter
 
@@ -158,7 +159,7 @@ class LocalAdapter(Adapter[LocalFileClient]):
             )
         if "\x00" in path or not os.path.isabs(path):
             raise InvalidSystem(
-                f"system {system.name!r}: remote_path {path!r} is not an absolute path; "
+                f"system {system.name!r}: remote_path {shorten(path)} is not an absolute path; "
                 "give the full path of the folder, starting at the file system root",
                 system=system.name,
             )

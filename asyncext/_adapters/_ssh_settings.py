@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .._errors import EncryptionKeyError, InvalidSystem
+from .._validation import shorten
 from ._hostkeys import HostKeyPin, parse_fingerprint
 from ._keys import check_private_key_text
 
@@ -135,7 +136,7 @@ def _validate_options(system: ExternalSystem) -> None:
             or (value == 0 and not zero_allowed)
         ):
             raise InvalidSystem(
-                f"system {name!r}: options[{option!r}] is {value!r}; it must be {rule}",
+                f"system {name!r}: options[{option!r}] is {shorten(value)}; it must be {rule}",
                 system=name,
             )
 
@@ -145,7 +146,7 @@ def _validate_options(system: ExternalSystem) -> None:
         value = options[option]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidSystem(
-                f"system {name!r}: options[{option!r}] is {value!r}; it must be {rule}",
+                f"system {name!r}: options[{option!r}] is {shorten(value)}; it must be {rule}",
                 system=name,
             )
 
