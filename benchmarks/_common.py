@@ -239,12 +239,20 @@ class Report:
     comparisons: list[Comparison] = field(default_factory=list)
     goals: list[Goal] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    """Baselines that could not be measured, with the reason (a peer not installed, say)."""
     seconds: float = 0.0
     """Wall-clock time the benchmark took, set by `timed`."""
 
     def text(self) -> str:
         """Return the tables, the notes and the goal verdicts as plain text."""
         parts = [table.text() for table in self.tables]
+        if self.unavailable:
+            parts.append(
+                "\n".join(
+                    f"not measured: {name}: {reason}" for name, reason in self.unavailable.items()
+                )
+            )
         if self.notes:
             parts.append("\n".join(f"note: {note}" for note in self.notes))
         if self.goals:
@@ -261,6 +269,7 @@ class Report:
             "comparisons": [comparison.to_json() for comparison in self.comparisons],
             "goals": [goal.to_json() for goal in self.goals],
             "notes": self.notes,
+            "unavailable": self.unavailable,
             "tables": [asdict(table) for table in self.tables],
         }
 

@@ -1,5 +1,8 @@
 """Drivers that put each pool compared by ``benchmarks/pool.py`` behind one small interface.
 
+A peer's maker imports it, so a peer that is not installed raises ImportError there; the
+benchmarks report it as not measured, with `missing_peer` as the reason.
+
 Every driver pools the same no-op client with at most 10 clients, and is used through the
 pool's own documented context manager. Options are left at their defaults except where a
 default would make the pool smaller than 10 clients or shrink it while it is measured.
@@ -203,6 +206,11 @@ async def make_connpool() -> Driver:
     )
     await pool.open()
     return Driver("connpool", pool.connection, pool.close)
+
+
+def missing_peer(error: ImportError) -> str:
+    """Return the reason a peer cannot be measured, with the command that installs it."""
+    return f"not installed ({error}); install the peers with pip install -e '.[bench]'"
 
 
 MAKERS: dict[str, Callable[[], Awaitable[Driver]]] = {

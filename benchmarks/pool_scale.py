@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import Comparison, Goal, Report, Table, check_size, main_for
-from _pool_peers import FLOOR, MAKERS, MAX_SIZE, OURS
+from _pool_peers import FLOOR, MAKERS, MAX_SIZE, OURS, missing_peer
 
 Acquire = Callable[[], AbstractAsyncContextManager[Any]]
 
@@ -102,7 +102,10 @@ async def load(acquire: Acquire, tasks: int, cycles: int) -> tuple[float, list[f
 
 async def measure_one(pool: str, tasks: int, cycles: int, rounds: int) -> dict[str, Any]:
     """Measure one pool under ``tasks`` concurrent tasks, in this process."""
-    driver = await MAKERS[pool]()
+    try:
+        driver = await MAKERS[pool]()
+    except ImportError as error:
+        return {"finished": False, "installed": False, "reason": missing_peer(error)}
     try:
         # A small warm-up creates the clients and runs each code path once.
         await load(driver.acquire, min(tasks, 100), 2)
@@ -125,6 +128,7 @@ async def measure_one(pool: str, tasks: int, cycles: int, rounds: int) -> dict[s
     if peak_reset and peak is not None and resident_before is not None:
         peak_growth = (peak - resident_before) / 1024
     return {
+        "finished": True,
         "pairs_per_second": statistics.median(rates),
         "wait_median_seconds": statistics.median(waits),
         "wait_worst_seconds": max(waits),
@@ -169,7 +173,8 @@ def measure_in_child(pool: str, tasks: int, settings: Settings) -> dict[str, Any
     if finished.returncode != 0:
         last_line = (finished.stderr.strip().splitlines() or ["no output"])[-1]
         return {"finished": False, "reason": f"failed: {last_line}"}
-    return {"finished": True, **json.loads(finished.stdout)}
+    result: dict[str, Any] = json.loads(finished.stdout)
+    return result
 
 
 def run(size: str) -> Report:
@@ -257,11 +262,15 @@ def run(size: str) -> Report:
             )
         )
 
+    for by_pool in results.values():
+        for pool, figures in by_pool.items():
+            if figures.get("installed") is False:
+                report.unavailable[pool] = figures["reason"]
     unfinished = [
         f"{pool} at {int(tasks):,} tasks ({figures['reason']})"
         for tasks, by_pool in results.items()
         for pool, figures in by_pool.items()
-        if not figures["finished"] and pool != OURS
+        if not figures["finished"] and pool != OURS and pool not in report.unavailable
     ]
     if unfinished:
         report.notes.append("not measured: " + "; ".join(unfinished))

@@ -79,6 +79,10 @@ def markdown(facts: dict[str, Any], reports: list[Report], command: str) -> str:
         lines += ["", f"### {report.name} ({report.seconds:.0f} s)"]
         for table in report.tables:
             lines += ["", table.title + ":", "", table.markdown()]
+        if report.unavailable:
+            lines += [""] + [
+                f"- Not measured: {name}: {reason}" for name, reason in report.unavailable.items()
+            ]
         if report.notes:
             lines += [""] + [f"- Note: {note}" for note in report.notes]
         if report.goals:
@@ -143,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": total,
                 "machine": facts,
                 "baselines": baselines,
+                "unavailable": {
+                    name: reason
+                    for report in reports
+                    for name, reason in report.unavailable.items()
+                },
                 "reports": [report.to_json() for report in reports],
                 "errors": errors,
             },
