@@ -125,9 +125,9 @@ def one_core() -> Iterator[int | None]:
 
     A thread inherits the affinity of the thread that starts it, so aiosqlite's worker threads
     share the core of the event loop. Otherwise each connection's worker lands on either core,
-    and on a VM waking an idle virtual CPU adds tens of microseconds to a call, which then
-    favours whichever side happened to share the event loop's core. Yields None where Linux's
-    affinity calls are missing.
+    and the placement decides the figure: on the 2-core VM of docs/benchmarks.md, the same
+    ``get`` took 0.03 ms or 0.1 ms depending on it. Yields None where Linux's affinity calls
+    are missing.
     """
     if not hasattr(os, "sched_setaffinity"):
         yield None

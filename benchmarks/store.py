@@ -70,11 +70,11 @@ SETTINGS = {
 
 
 async def fill(path: Path, count: int, key: str) -> None:
-    """Write ``count`` systems straight into a new store file, 10,000 rows a second or more.
+    """Write ``count`` systems straight into a new store file.
 
     Each has an encrypted password, two options and, for every other one, a tenant. The rows
-    go in through one executemany, because adding them one by one through the store would
-    take minutes at 100,000.
+    go in through one executemany, because ``store.add`` commits once per system, which
+    would make filling the 100,000-system file the longest part of the run.
     """
     async with SystemStore(path, key=key) as store:
         seed = await store.add("seed", "local", remote_path="/srv/seed")
