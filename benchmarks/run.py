@@ -15,6 +15,7 @@ The exit status is 0 when every benchmark ran, and 1 when one failed to run or, 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import traceback
@@ -71,8 +72,9 @@ def markdown(facts: dict[str, Any], reports: list[Report], command: str) -> str:
     lines = [
         f"Command: `{command}`, {facts['date']}.",
         f"Machine: {facts['cores']} cores ({facts['cpu']}), Python {facts['python']}, "
-        f"{facts['system']}; load average at the start "
-        f"{', '.join(f'{value:.2f}' for value in facts['load_average'])}.",
+        f"{facts['system']}; load average (1, 5, 15 min) "
+        f"{', '.join(f'{value:.2f}' for value in facts['load_average'])} at the start, "
+        f"{', '.join(f'{value:.2f}' for value in facts['load_average_end'])} at the end.",
         f"Versions: {versions}.",
     ]
     for report in reports:
@@ -126,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n({name} took {report.seconds:.1f} s)", flush=True)
 
     total = time.perf_counter() - started
+    # Other work on the machine changes the figures, so the load is recorded at both ends.
+    facts["load_average_end"] = os.getloadavg()
     print()
     print(summary(reports).text())
     unmet = [goal for report in reports for goal in report.goals if not goal.met]
@@ -133,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(unmet)} goal(s) not met" + "".join(f"\n  {goal.verdict()}" for goal in unmet))
     for name, error in errors.items():
         print(f"benchmark {name} failed to run: {error}")
-    print(f"total {total:.1f} s")
+    load = ", ".join(f"{value:.2f}" for value in facts["load_average_end"])
+    print(f"total {total:.1f} s; load average at the end {load}")
 
     if arguments.json:
         baselines = sorted(
