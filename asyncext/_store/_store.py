@@ -24,6 +24,7 @@ from .._errors import DuplicateSystem, InvalidSystem, StoreError, SystemNotFound
 from .._system import ExternalSystem
 from .._tasks import run_shielded
 from ._export import ImportReport, OnConflict, export_systems, import_systems
+from ._opening import BUSY_TIMEOUT, create_file, fetch_one, prepare, store_error
 from ._rotation import RotationReport, rotate_key
 from ._rows import (
     COLUMNS,
@@ -33,19 +34,15 @@ from ._rows import (
     system_from_row,
     utc_now,
 )
-from ._schema import MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
-    from .._pool import PoolOptions
+    from .._pool import PoolOptions, PoolStats
     from ._pools import SystemPools
     from ._tenants import TenantView
 
 logger = logging.getLogger("asyncext.store")
 
 T = TypeVar("T")
-
-BUSY_TIMEOUT = 30.0
-"""Seconds a write waits for another process's transaction on the same file to finish."""
 
 
 class SystemStore:
@@ -113,14 +110,14 @@ class SystemStore:
         if self._db is not None:
             raise StoreError(f"the store {self._path!r} is already open", path=self._path)
 
-        await anyio.to_thread.run_sync(self._create_file)
+        await anyio.to_thread.run_sync(create_file, self._path)
         try:
             db = await aiosqlite.connect(self._path, timeout=BUSY_TIMEOUT, isolation_level=None)
         except sqlite3.Error as exc:
-            raise self._store_error("cannot open", exc) from exc
+            raise store_error(self._path, "cannot open", exc) from exc
 
         try:
-            version = await self._prepare(db)
+            version = await prepare(db, self._path)
         except BaseException:
             await db.close()
             raise
@@ -132,79 +129,15 @@ class SystemStore:
             self._pools = SystemPools(self._pool_options)
         logger.info("opened store %r (schema version %d)", self._path, version)
 
-    def _create_file(self) -> None:
-        """Create the file with mode 0600 unless it exists; SQLite would use the umask."""
-        try:
-            fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return
-        except OSError as exc:
-            raise self._store_error("cannot create", exc) from exc
-        os.close(fd)
-        logger.info("created store file %r", self._path)
-
-    async def _prepare(self, db: aiosqlite.Connection) -> int:
-        """Check the file, switch it to WAL and apply pending migrations; return the version.
-
-        The checks only read, so a file that fails them is not modified.
-        """
-        try:
-            version: int = (await _fetch_one(db, "PRAGMA user_version"))[0]
-            table_count = (await _fetch_one(db, "SELECT count(*) FROM sqlite_master"))[0]
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"the file {self._path!r} is not an asyncext store (SQLite reports: {exc}); "
-                "check the path, or choose a new file name to create a store",
-                path=self._path,
-            ) from exc
-
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"the store {self._path!r} has schema version {version}, newer than the "
-                f"version {SCHEMA_VERSION} this asyncext knows; upgrade asyncext to open it",
-                path=self._path,
-            )
-        if version == 0 and table_count > 0:
-            raise StoreError(
-                f"the file {self._path!r} is an SQLite database of another application "
-                "(it has tables but no asyncext schema); choose another path",
-                path=self._path,
-            )
-
-        try:
-            await db.execute("PRAGMA journal_mode = WAL")
-            # Zero the space that replaced and deleted values free, so an old secret does not
-            # linger in free pages of the file.
-            await db.execute("PRAGMA secure_delete = ON")
-            if version < SCHEMA_VERSION:
-                version = await self._migrate(db)
-        except sqlite3.Error as exc:
-            raise self._store_error("cannot prepare", exc) from exc
-        return version
-
-    async def _migrate(self, db: aiosqlite.Connection) -> int:
-        # BEGIN IMMEDIATE takes the write lock, so two processes opening a new file at once
-        # apply each migration exactly once: the second one rereads the version below.
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            version: int = (await _fetch_one(db, "PRAGMA user_version"))[0]
-            for number in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _split_statements(MIGRATIONS[number - 1]):
-                    await db.execute(statement)
-                logger.info("store %r: applied migration %d", self._path, number)
-            await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
-        await db.execute("COMMIT")
-        return SCHEMA_VERSION
-
     async def close(self) -> None:
         """Close every pool of this store, then the file. Closing twice does nothing."""
         db, self._db = self._db, None
-        pools, self._pools = self._pools, None
         if db is None:
             return
+
+        # The closed pools stay referenced so that pool_stats() still reports their final
+        # counters; open() builds new ones.
+        pools = self._pools
 
         try:
             if pools is not None:
@@ -311,7 +244,7 @@ class SystemStore:
             await db.execute(
                 f"INSERT INTO systems ({', '.join(columns)}) VALUES ({placeholders})", values
             )
-            return await _fetch_one(
+            return await fetch_one(
                 db, f"SELECT {SELECT_COLUMNS} FROM systems WHERE name = ?", (name,)
             )
 
@@ -373,7 +306,7 @@ class SystemStore:
             await db.execute(
                 f"UPDATE systems SET {assignments} WHERE id = ?", [*values, current.id]
             )
-            row = await _fetch_one(
+            row = await fetch_one(
                 db, f"SELECT {SELECT_COLUMNS} FROM systems WHERE id = ?", (current.id,)
             )
             return row, current
@@ -466,6 +399,20 @@ class SystemStore:
         """
         return await import_systems(self, records, on_conflict=on_conflict, tenant=None)
 
+    # --- pools ---------------------------------------------------------------------------
+
+    def pool_stats(self, name: str) -> PoolStats | None:
+        """Return the statistics of the pool serving system ``name``, or None if it has none.
+
+        A system gets its pool on its first pooled ``client()``, and a store opened without
+        ``pool=`` never has one. Renaming a system moves its pool to the new name. After
+        `close`, the final counters of the closed pools stay readable until the next `open`.
+        """
+        if self._pools is None:
+            return None
+        pool = self._pools.pool_for(name)
+        return None if pool is None else pool.stats()
+
     # --- tenants -------------------------------------------------------------------------
 
     def for_tenant(self, tenant: str) -> TenantView:
@@ -498,7 +445,7 @@ class SystemStore:
             async with self._lock:
                 return builtins.list(await db.execute_fetchall(sql, parameters))
         except sqlite3.Error as exc:
-            raise self._store_error("cannot read", exc) from exc
+            raise store_error(self._path, "cannot read", exc) from exc
 
     async def _write(self, operation: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         """Run ``operation`` in one write transaction.
@@ -524,21 +471,7 @@ class SystemStore:
         try:
             return await run_shielded(transaction)
         except sqlite3.Error as exc:
-            raise self._store_error("cannot write to", exc) from exc
-
-    def _store_error(self, action: str, exc: BaseException) -> StoreError:
-        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-            hint = (
-                f"another process held the file locked for more than {BUSY_TIMEOUT:g} s; "
-                "retry, or find the process that keeps a transaction open"
-            )
-        elif isinstance(exc, PermissionError) or "readonly" in str(exc):
-            hint = "check the permissions of the file and of its folder"
-        elif isinstance(exc, FileNotFoundError):
-            hint = "create the folder first"
-        else:
-            hint = "check that the path is an asyncext store and the disk is healthy"
-        return StoreError(f"{action} the store {self._path!r}: {exc}; {hint}", path=self._path)
+            raise store_error(self._path, "cannot write to", exc) from exc
 
     def _not_found(self, name: str, tenant: str | None) -> SystemNotFound:
         where = f"store {self._path!r}"
@@ -589,17 +522,3 @@ def _visible_tenants(tenants_json: str, tenant: str | None) -> bool:
     if tenant is None or tenants_json == "[]":
         return True
     return tenant in json.loads(tenants_json)
-
-
-async def _fetch_one(db: aiosqlite.Connection, sql: str, parameters: Sequence[Any] = ()) -> Any:
-    rows = await db.execute_fetchall(sql, parameters)
-    return next(iter(rows))
-
-
-def _split_statements(script: str) -> builtins.list[str]:
-    """Split a migration into statements, because sqlite3 executes one at a time.
-
-    ``executescript`` would commit the open transaction first, breaking the rule that a
-    migration and its version bump commit together. Migrations contain no ``;`` in literals.
-    """
-    return [statement.strip() for statement in script.split(";") if statement.strip()]
