@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from support import system_pool
+from support import pool_stats
 
 from asyncext import (
     AsyncextError,
@@ -140,7 +140,7 @@ async def demonstrate(folder: Path) -> None:
 
         replies = await asyncio.gather(*(ask(number) for number in range(100)))
         correct = sum(reply == f"hello {n}" for n, reply in enumerate(replies))
-        stats = system_pool(store, "greeter").stats()
+        stats = pool_stats(store, "greeter")
         print(
             f"pooled    {correct} of 100 replies correct; connections opened: {stats.created}, "
             f"leases served: {stats.acquired}"
@@ -150,7 +150,7 @@ async def demonstrate(folder: Path) -> None:
         # pool replaces each one that fails (logged as a WARNING on "asyncext.pool").
         server.drop_connections()
         replies = await asyncio.gather(*(ask(number) for number in range(10)))
-        stats = system_pool(store, "greeter").stats()
+        stats = pool_stats(store, "greeter")
         print(
             f"health    {len(replies)} replies after the server dropped its connections; "
             f"failed checks: {stats.failed_checks}, connections opened: {stats.created}"

@@ -30,11 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from support import serve_sftp, system_pool
+from support import pool_stats, serve_sftp
 
 from asyncext import (
     AsyncextError,
-    ClientPool,
     ExternalSystem,
     PoolOptions,
     PoolStats,
@@ -80,8 +79,6 @@ class Results:
     unpooled_seconds: float
     arrived: int
     """Files found intact in the drop box after both runs."""
-    pool: ClientPool[Any]
-    """The drop box's pool in the pooled store."""
     stats: PoolStats
     """The pool's counters right after the pooled run."""
 
@@ -124,7 +121,7 @@ async def quickstart(args: argparse.Namespace) -> None:
 
         # Leaving the stack closed the store, which closed its pools, then the server.
         closed = "store, pools and server" if server.in_process else "store and pools"
-        print(f"closed    {closed}: {results.pool.stats().size} clients left")
+        print(f"closed    {closed}: {pool_stats(store, 'dropbox').size} clients left")
     print(f"removed   {folder}")
 
 
@@ -203,8 +200,7 @@ async def run_jobs(
 
     try:
         pooled_seconds = await move_files(names, outbox, dropbox)
-        pool = system_pool(store, dropbox.name)
-        stats = pool.stats()
+        stats = pool_stats(store, dropbox.name)
 
         # The same file opened without pool options: every client() opens a new connection.
         async with SystemStore(store.path, key=key) as unpooled_store:
@@ -225,7 +221,6 @@ async def run_jobs(
         unpooled_jobs=len(unpooled_names),
         unpooled_seconds=unpooled_seconds,
         arrived=arrived,
-        pool=pool,
         stats=stats,
     )
 
@@ -246,7 +241,6 @@ def print_results(results: Results) -> None:
         f"({results.unpooled_jobs} in {results.unpooled_seconds:.2f} s): "
         f"{unpooled_ms / pooled_ms:.1f}x"
     )
-    print(f"pool      {results.pool!r}")
     print(f"stats     {stats}")
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
-from support import serve_sftp, system_pool
+from support import pool_stats, serve_sftp
 
 from asyncext import (
     AsyncextError,
@@ -257,9 +257,8 @@ async def run(folder: Path, port: int, serve: bool) -> None:
                     requests = await demonstrate(port)
             # Leaving the block stopped the listener: no new requests arrive from here on.
 
-            pool = system_pool(store, SYSTEM)
-            stats = pool.stats()
-        closed = pool.stats()
+            stats = pool_stats(store, SYSTEM)
+        closed = pool_stats(store, SYSTEM)
 
     if requests is not None:
         print(f"served    {requests} requests")

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncssh
 
-from asyncext import ClientPool, SystemStore
+from asyncext import PoolStats, SystemStore
 
 HOST = "127.0.0.1"
 USERNAME = "demo"
@@ -101,16 +101,13 @@ async def serve_sftp(root: Path) -> AsyncIterator[SFTPServer]:
         await acceptor.wait_closed()
 
 
-def system_pool(store: SystemStore, name: str) -> ClientPool[Any]:
-    """Return the pool that serves ``system.client()`` for the system ``name`` of ``store``.
+def pool_stats(store: SystemStore, name: str) -> PoolStats:
+    """Return the counters of the pool that serves ``system.client()`` for system ``name``.
 
-    The pool exists once the system's first ``client()`` has run with pooling on.
-
-    NOTE: `SystemStore` has no public way to reach the pool of one of its systems, so this
-    reads the store's private pool registry, and may break when asyncext changes it.
+    The pool exists once the system's first ``client()`` has run with pooling on, and its
+    final counters stay readable after the store is closed.
     """
-    pools = store._pools
-    pool = None if pools is None else pools.pool_for(name)
-    if pool is None:
+    stats = store.pool_stats(name)
+    if stats is None:
         raise LookupError(f"system {name!r} has no pool yet: pooling is off or unused")
-    return pool
+    return stats

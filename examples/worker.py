@@ -23,7 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from support import serve_sftp, system_pool
+from support import pool_stats, serve_sftp
 
 from asyncext import AsyncextError, PoolOptions, SystemStore, generate_key, scan_host_key
 
@@ -111,13 +111,12 @@ async def run(folder: Path, workers: int, jobs: int) -> None:
                 await queue.put(None)
             await asyncio.gather(*tasks)
 
-            pool = system_pool(store, SYSTEM)
-            stats = pool.stats()
+            stats = pool_stats(store, SYSTEM)
             async with system.client() as files:
                 uploaded = len(await files.listdir())
 
         # Closing the store closed the pool and every connection in it.
-        closed = pool.stats()
+        closed = pool_stats(store, SYSTEM)
 
     if received:
         print(f"stopped   by {received[0]} after {queued} of {jobs} jobs were queued")

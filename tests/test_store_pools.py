@@ -269,3 +269,31 @@ async def test_store_pools_create_error(store: SystemStore, tmp_path: Path) -> N
     system = await store.add("gone", "local", remote_path=str(tmp_path / "missing"))
     with pytest.raises(ConnectionFailed, match="'gone'"):
         await use(system)
+
+
+async def test_store_pool_stats_reports_one_system(tmp_path: Path) -> None:
+    """pool_stats() is None before first use, counts leases, and keeps final counters."""
+    async with SystemStore(tmp_path / "systems.db", pool=PoolOptions(max_size=4)) as store:
+        system = await store.add("counted", COUNTING)
+        assert store.pool_stats("counted") is None
+
+        for _ in range(3):
+            await use(system)
+        stats = store.pool_stats("counted")
+        assert stats is not None
+        assert stats.created == 1
+        assert stats.acquired == 3
+
+    closed = store.pool_stats("counted")
+    assert closed is not None
+    assert closed.size == 0
+    assert closed.destroyed == 1
+
+
+async def test_store_pool_stats_none_without_pooling(tmp_path: Path) -> None:
+    """A store opened without pool options has no pool statistics."""
+    async with SystemStore(tmp_path / "systems.db") as store:
+        system = await store.add("counted", COUNTING)
+        await use(system)
+
+        assert store.pool_stats("counted") is None

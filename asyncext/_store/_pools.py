@@ -113,8 +113,8 @@ class SystemPools:
     async def close(self) -> None:
         """Close every pool, each waiting up to `CLOSE_TIMEOUT` for clients in use."""
         self._closed = True
+        # The entries stay, so that the store can still report the final counters.
         entries = list(self._pools.values())
-        self._pools.clear()
         closing = [entry.pool.close(timeout=CLOSE_TIMEOUT) for entry in entries]
         await asyncio.gather(*closing, *self._closing)
 
