@@ -222,6 +222,34 @@ class SSHServer:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
+    def kill(self) -> None:
+        """Kill sshd and its connection processes with SIGKILL, as a crash would end them.
+
+        The connection processes are killed first, because once sshd is gone they are no
+        longer found as its descendants.
+        """
+        for pid in [*self.connection_processes(), self.process.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait(timeout=5)
+
+    def restart(self) -> None:
+        """Start a new sshd with the same configuration on the same port, after `kill`.
+
+        Raises:
+            RuntimeError: sshd did not answer in time; the message contains its log.
+        """
+        sshd = self.process.args[0]
+        with open(self.log_file, "ab") as log:
+            self.process = subprocess.Popen(
+                [sshd, "-D", "-e", "-f", str(self.folder / "sshd_config")],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        if not wait_until_ready(self):
+            raise RuntimeError(f"sshd did not restart on port {self.port}; its log:\n{self.log()}")
+
     def stop(self) -> None:
         """Stop sshd and the connections it serves; safe to call twice."""
         self.drop_connections()

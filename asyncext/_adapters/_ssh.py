@@ -85,6 +85,10 @@ class SSHAdapter(SSHAdapterBase[asyncssh.SSHClientConnection]):
     or ``ignore_fingerprint=True``. Options: ``connect_timeout`` (seconds, default 15),
     ``keepalive_interval`` (seconds, default 15, 0 turns it off), ``keepalive_count_max``
     (default 3) and ``max_concurrent_handshakes`` (default 8).
+
+    Opening a client raises `ConnectionFailed` naming the system. Calls on the client are
+    asyncssh's own, so a connection lost during one raises asyncssh's error, such as
+    `asyncssh.ConnectionLost` or `asyncssh.ChannelOpenError`.
     """
 
     system_type = "ssh"

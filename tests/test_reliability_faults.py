@@ -1,0 +1,181 @@
+"""Server faults under load through pooled SFTP clients: killed, frozen and cut off from sshd.
+
+Each test runs eight workers that write and read files through a pool of four connections,
+injects one fault, and checks that every operation ends within its bound, either with success
+or with `ConnectionFailed` naming the system; that work succeeds again within a few seconds
+once the server is back; and that the pool's counts balance and sshd keeps no session after
+the store is closed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from faults import FileLoad, TCPProxy, established_connections, frozen, wait_until
+from sshd import SSHServer
+
+from asyncext import ClientPool, ExternalSystem, PoolOptions, SystemStore
+
+CONNECT_TIMEOUT = 2.0
+KEEPALIVE_INTERVAL = 0.5
+KEEPALIVE_COUNT_MAX = 2
+DEAD_AFTER = KEEPALIVE_INTERVAL * (KEEPALIVE_COUNT_MAX + 1)
+"""Seconds of silence after which asyncssh's keepalives close a connection."""
+
+ACQUIRE_TIMEOUT = 6.0
+BOUND = ACQUIRE_TIMEOUT + 2 * DEAD_AFTER + CONNECT_TIMEOUT + 2.0
+"""Seconds any one operation may take: a full acquire wait, then a body whose connection
+dies twice (the session and its one retry), plus a margin for a loaded machine."""
+
+RECOVERY = 5.0
+"""Seconds after the server is back within which every worker must succeed again."""
+
+SOON = 10.0
+
+WORKERS = 8
+POOL = PoolOptions(max_size=4, acquire_timeout=ACQUIRE_TIMEOUT, create_timeout=5.0)
+FAST_FAILURE = {
+    "connect_timeout": CONNECT_TIMEOUT,
+    "keepalive_interval": KEEPALIVE_INTERVAL,
+    "keepalive_count_max": KEEPALIVE_COUNT_MAX,
+}
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SystemStore]:
+    async with SystemStore(tmp_path / "faults.db", pool=POOL) as opened:
+        yield opened
+
+
+async def add_system(store: SystemStore, server: SSHServer, **fields: Any) -> ExternalSystem:
+    return await store.add("box", "sftp", **server.fields("sftp", options=FAST_FAILURE, **fields))
+
+
+def pool_of(store: SystemStore) -> ClientPool[Any]:
+    # NOTE: the store offers no public way to reach a system's pool, so its stats are read
+    # from the store's private pools.
+    assert store._pools is not None
+    pool = store._pools.pool_for("box")
+    assert pool is not None
+    return pool
+
+
+def is_balanced(pool: ClientPool[Any]) -> Callable[[], bool]:
+    def check() -> bool:
+        stats = pool.stats()
+        return stats.created - stats.destroyed == stats.size and stats.in_use == 0
+
+    return check
+
+
+async def wait_for_failures(load: FileLoad, since: float) -> None:
+    """Wait until every worker has had an operation end in failure after ``since``."""
+
+    def everyone_failed() -> bool:
+        failed = {o.worker for o in load.outcomes if o.kind == "failed" and o.ended > since}
+        return len(failed) == load.workers
+
+    await wait_until(everyone_failed, BOUND, "every worker seeing the fault")
+
+
+def assert_clean_outcomes(load: FileLoad, fault_at: float) -> None:
+    """Assert that nothing hung or failed oddly, and that failures name the system."""
+    kinds = load.summary()
+    assert kinds.get("hung", 0) == 0, kinds
+    others = [repr(o.error) for o in load.outcomes if o.kind == "other"]
+    assert others == []
+    failures = [o for o in load.outcomes if o.kind == "failed"]
+    assert failures, "the fault caused no ConnectionFailed at all"
+    assert {getattr(o.error, "system", None) for o in failures} == {"box"}
+    for outcome in load.in_flight_at(fault_at):
+        assert outcome.ended - outcome.started < BOUND
+
+
+async def assert_pool_settles(pool: ClientPool[Any]) -> None:
+    await wait_until(is_balanced(pool), SOON, "pool counts balancing")
+    stats = pool.stats()
+    assert stats.created - stats.destroyed == stats.size
+    assert stats.in_use == 0
+    assert stats.waiting == 0
+
+
+async def test_faults_sshd_killed_and_restarted(
+    store: SystemStore, start_sshd: Callable[..., SSHServer]
+) -> None:
+    """sshd killed mid-load fails operations fast; after a restart on its port, work resumes."""
+    server = start_sshd()
+    system = await add_system(store, server)
+    load = FileLoad(system, workers=WORKERS, bound=BOUND)
+    load.start()
+    await load.wait_for_successes(after=0.0, timeout=SOON)
+
+    fault_at = time.monotonic()
+    server.kill()
+    await wait_for_failures(load, fault_at)
+    server.restart()
+    restored_at = time.monotonic()
+    await load.wait_for_successes(after=restored_at, timeout=RECOVERY)
+    await load.stop()
+
+    assert_clean_outcomes(load, fault_at)
+    await assert_pool_settles(pool_of(store))
+    await store.close()
+    await wait_until(lambda: established_connections(server.port) == 0, SOON, "sshd sessions")
+
+
+async def test_faults_connection_processes_frozen(
+    store: SystemStore, start_sshd: Callable[..., SSHServer]
+) -> None:
+    """Operations on connections whose sshd processes are stopped fail after the keepalives."""
+    server = start_sshd()
+    system = await add_system(store, server)
+    load = FileLoad(system, workers=WORKERS, bound=BOUND)
+    load.start()
+    await load.wait_for_successes(after=0.0, timeout=SOON)
+
+    with frozen(server.connection_processes()) as stopped:
+        fault_at = time.monotonic()
+        # New connections get new, running processes, so work resumes while these sleep.
+        await load.wait_for_successes(after=fault_at + DEAD_AFTER, timeout=RECOVERY + DEAD_AFTER)
+        in_flight = load.in_flight_at(fault_at)
+    await load.stop()
+
+    assert stopped, "no connection process was stopped"
+    assert_clean_outcomes(load, fault_at)
+    assert any(outcome.kind == "failed" for outcome in in_flight)
+    await assert_pool_settles(pool_of(store))
+    await store.close()
+    await wait_until(lambda: established_connections(server.port) == 0, SOON, "sshd sessions")
+
+
+async def test_faults_network_cut_and_restored(
+    store: SystemStore, start_sshd: Callable[..., SSHServer]
+) -> None:
+    """A cut network fails operations within the keepalive bound; work resumes once restored."""
+    server = start_sshd()
+    proxy = TCPProxy(server.port)
+    await proxy.start()
+    try:
+        system = await add_system(store, server, port=proxy.port)
+        load = FileLoad(system, workers=WORKERS, bound=BOUND)
+        load.start()
+        await load.wait_for_successes(after=0.0, timeout=SOON)
+
+        fault_at = time.monotonic()
+        await proxy.cut()
+        await wait_for_failures(load, fault_at)
+        await proxy.restore()
+        restored_at = time.monotonic()
+        await load.wait_for_successes(after=restored_at, timeout=RECOVERY)
+        await load.stop()
+
+        assert_clean_outcomes(load, fault_at)
+        await assert_pool_settles(pool_of(store))
+        await store.close()
+    finally:
+        await proxy.close()
+    await wait_until(lambda: established_connections(server.port) == 0, SOON, "sshd sessions")
