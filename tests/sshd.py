@@ -302,6 +302,10 @@ def write_config(folder: Path, keys: KeyFiles, port: int, extra: dict[str, str])
         "PrintLastLog": "no",
         "PermitUserRC": "no",
         "LogLevel": "VERBOSE",
+        # Sessions get this folder as HOME, so that the shell sshd starts for a command does
+        # not run the account's ~/.bashrc, which belongs to the machine and may be slow or
+        # hang (pyenv's rehash waits up to a minute for a lock file).
+        "SetEnv": f"HOME={folder}",
         **extra,
     }
     lines = [f"HostKey {path}" for path in keys.host_keys.values()]
