@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
+import random
 import sqlite3
 import stat
 import threading
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -387,36 +390,88 @@ async def test_store_concurrent_updates_add_up(store: SystemStore, tmp_path: Pat
 async def test_store_cancelled_writes_leave_whole_records(
     store: SystemStore, tmp_path: Path
 ) -> None:
-    """A write cancelled at any point leaves the old or the new record, and the store works."""
-    await store.add("files", "local", **local_fields(tmp_path), username="before")
+    """Updates cancelled at random moments commit whole or not at all, seen by another reader."""
+    rng = random.Random(7)
+    await store.add(
+        "files", "local", **local_fields(tmp_path), username="u-0", host="h-0", password="p-0"
+    )
+    outcomes: Counter[str] = Counter()
 
-    for turns in range(12):
-        before = await store.get("files")
-        task = asyncio.create_task(
-            store.update("files", username=f"after-{turns}", host=f"host-{turns}")
-        )
-        for _ in range(turns):
-            await asyncio.sleep(0)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+    async with SystemStore(store.path) as observer:
+        for step in range(1, 61):
+            before = await observer.get("files")
+            task = asyncio.create_task(
+                store.update(
+                    "files",
+                    username=f"u-{step}",
+                    host=f"h-{step}",
+                    password=f"p-{step}",
+                    options={"step": step},
+                )
+            )
+            # Cancel before the task starts, or at a random moment of its write.
+            if rng.random() < 0.8:
+                await asyncio.sleep(rng.random() * 0.004)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
-        current = await store.get("files")
-        unchanged = current == before
-        fully_changed = (
-            current.username == f"after-{turns}"
-            and current.host == f"host-{turns}"
-            and current.revision == before.revision + 1
-        )
-        assert unchanged or fully_changed, current
+            after = await observer.get("files")
+            assert after.password is not None and before.password is not None
+            values = (after.username, after.host, after.password.reveal(), after.options)
+            old = (before.username, before.host, before.password.reveal(), before.options)
+            new = (f"u-{step}", f"h-{step}", f"p-{step}", {"step": step})
+            assert values in (old, new), f"step {step}: a partial record {values}"
+            assert after.revision == before.revision + (values == new), f"step {step}"
+            outcomes["written" if values == new else "kept"] += 1
 
-    added = asyncio.create_task(store.add("other", "local", **local_fields(tmp_path)))
+        # Neither connection was left inside a transaction: both can still write.
+        await asyncio.wait_for(observer.add("other", "local", **local_fields(tmp_path)), 5)
+        await asyncio.wait_for(store.update("files", username="last"), 5)
+
+    assert outcomes["written"] > 0, outcomes
+    assert outcomes["kept"] > 0, outcomes
+
+    added = asyncio.create_task(store.add("third", "local", **local_fields(tmp_path)))
     await asyncio.sleep(0)
     added.cancel()
     with pytest.raises(asyncio.CancelledError):
         await added
     names = [s.name for s in await store.list()]
-    assert names in (["files"], ["files", "other"])
+    assert names in (["files", "other"], ["files", "other", "third"])
+
+
+async def test_store_cancelled_import_is_all_or_nothing(store: SystemStore, tmp_path: Path) -> None:
+    """An import of twenty records cancelled at a random moment stores all of them or none."""
+    rng = random.Random(11)
+    outcomes: Counter[int] = Counter()
+    async with SystemStore(store.path) as observer:
+        for round_number in range(20):
+            records = [
+                {
+                    "name": f"r{round_number}-{index}",
+                    "system_type": "local",
+                    "remote_path": str(tmp_path),
+                }
+                for index in range(20)
+            ]
+            task = asyncio.create_task(store.import_systems(records))
+            if rng.random() < 0.8:
+                await asyncio.sleep(rng.random() * 0.004)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+            stored = [
+                system.name
+                for system in await observer.list()
+                if system.name.startswith(f"r{round_number}-")
+            ]
+            assert len(stored) in (0, 20), f"round {round_number}: {len(stored)} of 20 stored"
+            outcomes[len(stored)] += 1
+
+    assert outcomes[0] > 0, outcomes
+    assert outcomes[20] > 0, outcomes
 
 
 async def test_store_logs_changes_with_system_name(
