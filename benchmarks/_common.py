@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -313,10 +314,33 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
+def source_revision() -> dict[str, Any]:
+    """Return the git commit of the measured code and whether asyncext/ had local changes.
+
+    Returns an empty dict outside a git checkout, or where git is missing.
+    """
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        changes = subprocess.run(
+            ["git", "status", "--porcelain", "--", "asyncext"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    return {"commit": commit, "asyncext_changed_locally": bool(changes.strip())}
+
+
 def machine() -> dict[str, Any]:
     """Return the facts about this machine and run that every set of figures needs."""
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "source": source_revision(),
         "cores": os.cpu_count(),
         "cpu": cpu_model(),
         "python": platform.python_version(),

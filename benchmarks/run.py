@@ -77,6 +77,10 @@ def markdown(facts: dict[str, Any], reports: list[Report], command: str) -> str:
         f"{', '.join(f'{value:.2f}' for value in facts['load_average_end'])} at the end.",
         f"Versions: {versions}.",
     ]
+    source = facts["source"]
+    if source:
+        changed = " with local changes to asyncext/" if source["asyncext_changed_locally"] else ""
+        lines.append(f"Source: commit {source['commit'][:12]}{changed}.")
     for report in reports:
         lines += ["", f"### {report.name} ({report.seconds:.0f} s)"]
         for table in report.tables:

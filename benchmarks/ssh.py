@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from _common import Comparison, Goal, Operation, Report, Table, check_size, main_for, rate
 from sshd import SSHServer, find_sshd, generate_key_files, start_server
 
-from asyncext import ExternalSystem, PoolOptions, SystemStore, generate_key
+from asyncext import ExternalSystem, PoolOptions, PoolStats, SystemStore, generate_key
 
 POOLED_OVER_UNPOOLED_GOAL = 100.0
 POOLED_OVER_FLOOR_GOAL = 0.8
@@ -127,7 +127,9 @@ async def measure_rates(
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-async def measure_workers(system: ExternalSystem, settings: Settings) -> dict[str, Any]:
+async def measure_workers(
+    store: SystemStore, system: ExternalSystem, settings: Settings
+) -> dict[str, Any]:
     """Run the workers at once through one pooled system; return failures and connections."""
     failures: Counter[str] = Counter()
     start = asyncio.Event()
@@ -151,10 +153,12 @@ async def measure_workers(system: ExternalSystem, settings: Settings) -> dict[st
     await asyncio.gather(*tasks)
     seconds = time.perf_counter() - started
 
-    pools = system._client_source
-    pool = getattr(pools, "pool_for", lambda name: None)(system.name)
-    assert pool is not None, "the workers' store has pooling on, so the system has a pool"
-    at_end = pool.stats()
+    def pool_stats() -> PoolStats:
+        stats = store.pool_stats(system.name)
+        assert stats is not None, "the workers' store has pooling on, so the system has a pool"
+        return stats
+
+    at_end = pool_stats()
 
     # Creates started for the first waiters can finish after the last worker: wait for
     # them, so that every connection the load opened is counted.
@@ -162,7 +166,7 @@ async def measure_workers(system: ExternalSystem, settings: Settings) -> dict[st
     deadline = time.monotonic() + 30.0
     while settled.size != settled.idle and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-        settled = pool.stats()
+        settled = pool_stats()
 
     operations = settings.workers * settings.operations_per_worker
     return {
@@ -195,7 +199,7 @@ async def measure(server: SSHServer, folder: Path, settings: Settings) -> dict[s
 
         # A store of its own, so that the connections counted are those the workers opened.
         shared = await workers_store.add("bench", "sftp", **fields)
-        workers = await measure_workers(shared, settings)
+        workers = await measure_workers(workers_store, shared, settings)
     return {"rates_per_second": rates, "workers": workers}
 
 
@@ -268,6 +272,7 @@ def run(size: str) -> Report:
                     f"{workers['operations_per_second']:,.0f}",
                 ]
             ],
+            text_columns=0,
         )
     )
     for reason, count in workers["failure_reasons"].items():

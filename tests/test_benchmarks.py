@@ -97,7 +97,7 @@ def test_run_smoke_writes_markdown(smoke_run: tuple[Any, str, Path]) -> None:
 
 
 def test_run_smoke_records_machine(smoke_run: tuple[Any, str, Path]) -> None:
-    """The JSON records the command, cores, CPU, Python and every library version."""
+    """The JSON records the command, cores, CPU, Python, library versions and git commit."""
     data, _, folder = smoke_run
 
     machine = data["machine"]
@@ -110,6 +110,8 @@ def test_run_smoke_records_machine(smoke_run: tuple[Any, str, Path]) -> None:
     assert machine["python"] == ".".join(map(str, sys.version_info[:3]))
     for library in ("asyncext", "asyncssh", "aiosqlite", "anyio", "cryptography"):
         assert machine["versions"][library], library
+    assert len(machine["source"]["commit"]) == 40
+    assert isinstance(machine["source"]["asyncext_changed_locally"], bool)
 
 
 def test_run_smoke_ssh_workers_without_failures(smoke_run: tuple[Any, str, Path]) -> None:
