@@ -169,20 +169,43 @@ systems = system_fields().map(lambda fields: ExternalSystem(**fields))
 """Random valid systems built by hand, not pooled."""
 
 
-PATH_SEGMENTS = ("..", ".", "", "a", "b", "link_in", "link_out", "link_up", "dangling")
-"""Names in the layout of the path tests (see `path_layouts`), and the dot segments."""
+PATH_SEGMENTS = (
+    "..",
+    ".",
+    "",
+    "a",
+    "b",
+    "inner.txt",
+    "link_in",
+    "link_out",
+    "link_up",
+    "dangling",
+    "data",
+    "data_secret",
+    "srv",
+    "etc",
+    "passwd",
+    "x",
+)
+"""Names in the layout of the path tests, the names around the root there, and dot segments."""
 
 path_segments = st.one_of(
     st.sampled_from(PATH_SEGMENTS),
+    st.sampled_from(PATH_SEGMENTS),
+    st.sampled_from(PATH_SEGMENTS),
     st.text(alphabet="./\\a~% é" + string.digits, max_size=4),
-    st.sampled_from(["data", "data_secret", "srv", "etc", "passwd", "%2e%2e", "...", " .."]),
+    st.sampled_from(["%2e%2e", "...", " ..", ".. ", "a\x00b", "\\..", "~root"]),
 )
+"""Mostly names that exist in the layout, so that random paths often pass through its links."""
 
 
 @st.composite
 def relative_paths(draw: st.DrawFn) -> str:
     """A path of one to six random segments, sometimes absolute, sometimes with '//'."""
     segments = draw(st.lists(path_segments, min_size=1, max_size=6))
+    if draw(st.booleans()):
+        # Half of the paths start at a link of the layout, the likeliest way out of a root.
+        segments.insert(0, draw(st.sampled_from(["link_in", "link_out", "link_up", "dangling"])))
     separator = draw(st.sampled_from(["/", "/", "//"]))
     path: str = separator.join(segments)
     if draw(st.booleans()):
