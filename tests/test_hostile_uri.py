@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import SECRET_MARK, differing_fields, hostile_text, systems, uri_like
@@ -49,3 +50,11 @@ def test_uri_random_system_hides_secrets(system: ExternalSystem) -> None:
     """Without include_secrets, neither the URI nor repr carries any drawn secret."""
     assert SECRET_MARK not in system.to_uri()
     assert SECRET_MARK not in repr(system)
+
+
+def test_from_uri_long_fingerprint_message_is_short() -> None:
+    """A 5000-character invalid fingerprint is quoted only in part in the error."""
+    uri = "sftp://user@host/srv?fingerprint=" + "%5B" * 5000
+    with pytest.raises(InvalidSystem, match="is not a host key fingerprint") as raised:
+        ExternalSystem.from_uri(uri, name="hostile")
+    assert len(str(raised.value)) < 1000

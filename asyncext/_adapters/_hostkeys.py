@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import asyncssh
 from asyncssh.public_key import get_public_key_algs
 
+from .._validation import shorten
+
 # Key families in the order they are requested from a server, each with the host key
 # algorithms that serve it. Certificates are left out: a pin names a plain key.
 PREFERRED_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -109,8 +111,8 @@ def parse_fingerprint(text: str) -> HostKeyPin:
             digest = b""
         if len(digest) != 32:
             raise ValueError(
-                f"{text!r} is not a valid SHA256 fingerprint: expected 'SHA256:' followed by "
-                "43 base64 characters, as 'ssh-keygen -l' prints it"
+                f"{shorten(text)} is not a valid SHA256 fingerprint: expected 'SHA256:' "
+                "followed by 43 base64 characters, as 'ssh-keygen -l' prints it"
             )
         canonical = "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
         return HostKeyPin(text=canonical, hash_name="sha256", digest=digest)
@@ -121,7 +123,7 @@ def parse_fingerprint(text: str) -> HostKeyPin:
         return HostKeyPin(text="MD5:" + hex_pairs.lower(), hash_name="md5", digest=digest)
     if prefix.upper() == "MD5":
         raise ValueError(
-            f"{text!r} is not a valid MD5 fingerprint: expected 'MD5:' followed by 16 "
+            f"{shorten(text)} is not a valid MD5 fingerprint: expected 'MD5:' followed by 16 "
             "colon-separated hex pairs, as 'ssh-keygen -l -E md5' prints it"
         )
 
@@ -136,7 +138,7 @@ def parse_fingerprint(text: str) -> HostKeyPin:
             return HostKeyPin(text=canonical, hash_name="sha256", key=key)
 
     raise ValueError(
-        f"{text!r} is not a host key fingerprint: use 'SHA256:…' or 'MD5:…' as "
+        f"{shorten(text)} is not a host key fingerprint: use 'SHA256:…' or 'MD5:…' as "
         "'ssh-keygen -l' prints them, or a public key line such as 'ssh-ed25519 AAAA…'"
     )
 
