@@ -120,17 +120,25 @@ class Keyring:
     def from_setting(cls, key: KeySetting, *, owner: str = "") -> Keyring:
         """Build the keyring from ``SystemStore(key=...)``, or from ``ASYNCEXT_KEY`` if None.
 
-        The environment variable may hold several keys separated by commas, newest first; an
-        unset or empty variable means no key. An explicit empty key is an error rather than
-        "no encryption", because it is almost always an unset variable read by the caller.
+        The environment variable may hold several keys separated by commas, newest first. An
+        unset variable means no key. An empty key, whether passed or read from a variable that
+        is set but empty, is an error rather than "no encryption", because it almost always
+        comes from a variable or file that the caller expected to contain a key.
 
         Raises:
             EncryptionKeyError: a key is empty or not a valid Fernet key.
         """
         keys: list[str | bytes]
         if key is None:
-            setting = os.environ.get(KEY_ENVIRONMENT_VARIABLE, "")
+            setting = os.environ.get(KEY_ENVIRONMENT_VARIABLE)
+            if setting is None:
+                return cls([], owner=owner)
             keys = [part for part in setting.split(",") if part.strip()]
+            if not keys:
+                raise EncryptionKeyError(
+                    f"{KEY_ENVIRONMENT_VARIABLE} is set but contains no key; set it to a key "
+                    f"made by 'asyncext keygen', or unset it to store secrets without encryption"
+                )
         elif isinstance(key, (str, bytes)):
             keys = [key]
         else:

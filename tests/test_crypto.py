@@ -263,3 +263,21 @@ async def test_crypto_unchanged_secrets_not_decrypted_on_update(tmp_path: Path, 
         system = await store.get("vault")
     assert system.options["secrets"]["token"].reveal() == TOKEN
     assert system.options["region"] == "us"
+
+
+@pytest.mark.parametrize("setting", ["", " ", ",", " , "])
+def test_crypto_empty_environment_key_is_error(
+    monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    """ASYNCEXT_KEY set but empty raises instead of storing secrets unencrypted."""
+    monkeypatch.setenv("ASYNCEXT_KEY", setting)
+
+    with pytest.raises(EncryptionKeyError, match="ASYNCEXT_KEY is set but contains no key"):
+        Keyring.from_setting(None)
+
+
+def test_crypto_unset_environment_key_means_no_key() -> None:
+    """With ASYNCEXT_KEY unset, the keyring has no key and stores plain text."""
+    keyring = Keyring.from_setting(None)
+
+    assert not keyring.has_key
