@@ -388,9 +388,20 @@ def require_sshd() -> str:
 
 @pytest.fixture(scope="session")
 def ssh_keys(tmp_path_factory: pytest.TempPathFactory) -> KeyFiles:
-    """Host and user keys shared by every sshd of the test run."""
+    """Host and user keys shared by every sshd of the test run.
+
+    Every line of every private key is a registered secret, so that the suite-wide leak
+    check fails a test whose output or errors contain one.
+    """
+    from leakcheck import register_secret
+
     require_sshd()
-    return generate_key_files(tmp_path_factory.mktemp("ssh-keys"))
+    keys = generate_key_files(tmp_path_factory.mktemp("ssh-keys"))
+    private_keys = [*keys.host_keys.values(), keys.user_key, keys.user_rsa_key, keys.stranger_key]
+    for path in private_keys:
+        lines = path.read_text().splitlines()
+        register_secret(*(line for line in lines if line and not line.startswith("-----")))
+    return keys
 
 
 @pytest.fixture(scope="session")
@@ -474,7 +485,9 @@ async def start_fault_server(password: str, *, hold_auth: bool = False) -> Fault
     import asyncio
 
     import asyncssh
+    from leakcheck import register_secret
 
+    register_secret(password)
     host_key = asyncssh.generate_private_key("ssh-ed25519")
     record = FaultServer(acceptor=None, host_key=host_key, password=password, port=0)
     record.auth_started = asyncio.Event()

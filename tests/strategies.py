@@ -159,7 +159,7 @@ def system_fields(draw: st.DrawFn) -> dict[str, Any]:
         fields["host"] = draw(field_text)
         fields["username"] = draw(field_text)
         fields["fingerprint"] = draw(st.none() | fingerprints)
-        fields["ignore_fingerprint"] = fields["fingerprint"] is None or draw(st.booleans())
+        fields["ignore_fingerprint"] = fields["fingerprint"] is None
     if fields["username"] is not None:
         fields["password"] = draw(st.none() | secrets_text)
     return fields

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from leakcheck import record_output, register_secret
 
 from asyncext import SystemStore, generate_key
 
@@ -52,6 +53,7 @@ class Cli:
         self.folder = folder
         self.store = folder / "store.db"
         self.key = generate_key()
+        register_secret(self.key)
         environment = {
             name: value for name, value in os.environ.items() if not name.startswith("ASYNCEXT_")
         }
@@ -78,7 +80,9 @@ class Cli:
             # Without a controlling terminal, no test can prompt on the developer's terminal.
             start_new_session=True,
         )
-        return Result(completed.returncode, completed.stdout, completed.stderr)
+        result = Result(completed.returncode, completed.stdout, completed.stderr)
+        record_result(result, args)
+        return result
 
     def environment(self, changes: dict[str, str | None] | None = None) -> dict[str, str]:
         environment = dict(self.env)
@@ -118,6 +122,25 @@ class Cli:
         self.in_store(add)
 
 
+SECRET_FLAGS = ("--show-secrets", "--include-secrets")
+"""Options with which a command prints secrets because the user asked for them."""
+
+SECRET_COMMANDS = ("keygen",)
+"""Commands whose output is a secret: keygen prints a new encryption key."""
+
+
+def record_result(result: Result, args: tuple[str, ...]) -> None:
+    """Hand a command's output to the suite-wide secret check.
+
+    Standard output is left out when the command was asked to print secrets; standard error
+    never may contain one.
+    """
+    asked = bool(args) and args[0] in SECRET_COMMANDS
+    if not asked and not any(flag in args for flag in SECRET_FLAGS):
+        record_output(result.stdout, f"'asyncext {' '.join(args[:1])}' stdout")
+    record_output(result.stderr, f"'asyncext {' '.join(args[:1])}' stderr")
+
+
 @pytest.fixture(name="cli")
 def cli_fixture(tmp_path: Path) -> Cli:
     """A `Cli` whose store exists and is empty."""
@@ -135,6 +158,7 @@ class TerminalSession:
     """
 
     def __init__(self, cli: Cli, *args: str) -> None:
+        self.args = args
         self.controller, terminal = pty.openpty()
         self._stdout = cli.folder / "terminal-stdout.txt"
         self._stderr = cli.folder / "terminal-stderr.txt"
@@ -188,4 +212,7 @@ class TerminalSession:
         """Wait for the command to exit and return its result; the echo is in ``echoed``."""
         code = self.process.wait(timeout=RUN_TIMEOUT)
         self.read_echo(0.1)
-        return Result(code, self._stdout.read_text(), self._stderr.read_text())
+        result = Result(code, self._stdout.read_text(), self._stderr.read_text())
+        record_result(result, self.args)
+        record_output(self.echoed, "terminal echo")
+        return result

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import leakcheck
 from leakcheck import find_leaks, leak_forms, register_secret
+from sshd import KeyFiles
 
 from asyncext import generate_key
 
@@ -139,3 +140,65 @@ def test_leaks_checker_records_error_messages() -> None:
     recorded = leakcheck.take_recorded()
     assert "InvalidSystem: invalid value-7c1d" in recorded
     assert "PoolTimeout: timed out 4a9e" in recorded
+
+
+def test_leaks_checker_fails_every_kind_of_leak(tmp_path: Path) -> None:
+    """Each place the check watches fails the test that leaks there, and only that test."""
+    (tmp_path / "test_inner.py").write_text(
+        textwrap.dedent(
+            """
+            import logging
+            import pytest
+            from leakcheck import record_output, register_secret
+            from asyncext import ConnectionFailed
+
+            SECRET = "inner-secret-5b0c"
+            register_secret(SECRET)
+
+            def test_chained_cause():
+                try:
+                    raise ConnectionFailed("connecting failed") from OSError(SECRET)
+                except ConnectionFailed:
+                    pass
+
+            def test_caught_by_raises():
+                with pytest.raises(ValueError):
+                    raise ValueError(f"bad value {SECRET}")
+
+            def test_command_output():
+                record_output(f"password: {SECRET}", "'asyncext show' stdout")
+
+            def test_third_party_logger():
+                logging.getLogger("asyncssh").debug("auth with %s", SECRET)
+
+            def test_clean():
+                with pytest.raises(ValueError):
+                    raise ValueError("nothing secret")
+                record_output("nothing secret", "'asyncext list' stdout")
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "leakcheck", "-p", "no:cacheprovider", "-q"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(TESTS_FOLDER), "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stdout
+    for name in ("chained_cause", "caught_by_raises", "command_output", "third_party_logger"):
+        assert f"test_{name} leaked secrets" in result.stdout
+    assert "test_clean leaked" not in result.stdout
+    assert "5 passed, 4 errors" in result.stdout
+    # The reports name where each leak came from, never the secret itself.
+    reports = [line for line in result.stdout.splitlines() if "... contains" in line]
+    assert len(reports) == 4
+    assert all("inner-secret-5b0c" not in line for line in reports)
+
+
+def test_leaks_checker_knows_sshd_keys(ssh_keys: KeyFiles) -> None:
+    """Every line of the test sshd's private keys is a registered secret."""
+    for path in (ssh_keys.user_key, ssh_keys.host_keys["ED25519"], ssh_keys.stranger_key):
+        body = [line for line in path.read_text().splitlines() if not line.startswith("-----")]
+        assert all(find_leaks(f"log {line} end") for line in body), path.name
