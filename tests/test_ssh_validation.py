@@ -12,7 +12,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from leakcheck import register_secret
 
-from asyncext import EncryptionKeyError, ExternalSystem, InvalidSystem, SystemStore
+from asyncext import (
+    ConnectionFailed,
+    EncryptionKeyError,
+    ExternalSystem,
+    InvalidSystem,
+    SystemStore,
+)
 from asyncext._adapters._hostkeys import parse_fingerprint
 from asyncext._adapters._ssh_settings import read_settings
 
@@ -226,3 +232,41 @@ async def test_ssh_undecryptable_key_does_not_block_update(tmp_path: Path) -> No
             async with updated.client():
                 pass
         assert "box" in str(raised.value)
+
+
+@pytest.mark.parametrize("system_type", ["ssh", "sftp"])
+def test_ssh_pin_with_ignore_fingerprint_rejected(system_type: str) -> None:
+    """A fingerprint together with ignore_fingerprint=True is rejected, not silently unused."""
+    with pytest.raises(InvalidSystem, match="ignore_fingerprint=False"):
+        ssh_system(system_type, ignore_fingerprint=True)
+
+
+async def test_ssh_update_pin_needs_checking_on(tmp_path: Path) -> None:
+    """Pinning a system that ignores host keys requires turning checking back on."""
+    async with SystemStore(tmp_path / "systems.db") as store:
+        await store.add("box", "sftp", host="127.0.0.1", username="u", ignore_fingerprint=True)
+        with pytest.raises(InvalidSystem, match="ignore_fingerprint"):
+            await store.update("box", fingerprint=FINGERPRINT)
+
+        pinned = await store.update("box", fingerprint=FINGERPRINT, ignore_fingerprint=False)
+
+    assert pinned.fingerprint == FINGERPRINT
+    assert pinned.ignore_fingerprint is False
+
+
+def test_ssh_private_key_as_fingerprint_not_quoted() -> None:
+    """A private key pasted into fingerprint is rejected without quoting any of it."""
+    with pytest.raises(InvalidSystem, match="contains a private key") as raised:
+        ssh_system(fingerprint=PLAIN_KEY.replace("\n", " "))
+
+    for line in PLAIN_KEY.splitlines()[1:-1]:
+        assert line[:20] not in str(raised.value)
+
+
+async def test_ssh_no_credentials_fails_before_connecting() -> None:
+    """A record without password or private key fails with a message saying so."""
+    system = ssh_system("sftp", port=9)
+
+    with pytest.raises(ConnectionFailed, match="no password and no private_key"):
+        async with system.client():
+            pass

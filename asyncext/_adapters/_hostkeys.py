@@ -102,6 +102,12 @@ def parse_fingerprint(text: str) -> HostKeyPin:
         ValueError: the value has none of these forms; the message lists the expected ones.
     """
     value = text.strip()
+    if "PRIVATE KEY" in value:
+        # Never quote it: the text is a credential pasted into the wrong field.
+        raise ValueError(
+            "contains a private key, not a host key fingerprint; keep the key secret, put it "
+            "in private_key, and set fingerprint to the server's 'SHA256:…' fingerprint"
+        )
     prefix, _, rest = value.partition(":")
 
     if prefix.upper() == "SHA256" and rest:

@@ -141,6 +141,14 @@ async def open_connection(
         ConnectionFailed: the server cannot be reached, a phase timed out, or
             authentication failed.
     """
+    if password is None and client_key is None:
+        # Nothing else could log in, because the agent and ~/.ssh are never read.
+        raise ConnectionFailed(
+            f"system {system!r} has no password and no private_key, so it cannot log in to "
+            f"{settings.endpoint}; set one of them with update()",
+            system=system,
+        )
+
     credentials = _Credentials(settings.username, password, client_key)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.connect_timeout

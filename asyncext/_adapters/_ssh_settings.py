@@ -82,6 +82,14 @@ def validate_ssh_system(system: ExternalSystem) -> None:
             parse_fingerprint(system.fingerprint)
         except ValueError as exc:
             raise InvalidSystem(f"system {name!r}: fingerprint {exc}", system=name) from None
+        if system.ignore_fingerprint:
+            # Both set would look pinned while nothing is checked.
+            raise InvalidSystem(
+                f"system {name!r} has a fingerprint and ignore_fingerprint=True; set "
+                "ignore_fingerprint=False so that the pinned host key is checked, or remove "
+                "the fingerprint",
+                system=name,
+            )
     elif not system.ignore_fingerprint:
         port = system.port or DEFAULT_PORT
         raise InvalidSystem(
