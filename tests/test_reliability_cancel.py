@@ -27,6 +27,7 @@ from asyncext import (
     ClientPool,
     ExternalSystem,
     PoolOptions,
+    PoolStats,
     PoolTimeout,
     SystemStore,
     register_adapter,
@@ -154,18 +155,24 @@ class Storm:
             pass
 
 
-def pool_of(store: SystemStore, name: str) -> ClientPool[Any]:
-    # NOTE: the store offers no public way to reach a system's pool, so its stats are read
-    # from the store's private pools.
+def pool_stats(store: SystemStore) -> PoolStats:
+    stats = store.pool_stats("storm")
+    assert stats is not None, "system 'storm' has no pool yet"
+    return stats
+
+
+def pool_of(store: SystemStore) -> ClientPool[Any]:
+    # NOTE: the store offers no public way to discard or expire one client of a system's
+    # pool, so the sequential test reaches the pool through the store's private pools.
     assert store._pools is not None
-    pool = store._pools.pool_for(name)
-    assert pool is not None, f"system {name!r} has no pool yet"
+    pool = store._pools.pool_for("storm")
+    assert pool is not None, "system 'storm' has no pool yet"
     return pool
 
 
-def is_settled(pool: ClientPool[Any]) -> Callable[[], bool]:
+def is_settled(store: SystemStore) -> Callable[[], bool]:
     def check() -> bool:
-        stats = pool.stats()
+        stats = pool_stats(store)
         return (
             stats.in_use == 0
             and stats.waiting == 0
@@ -190,13 +197,12 @@ async def test_storm_pooled_clients_leak_nothing(tmp_path: Path, seed: int) -> N
         storm = Storm(system, rng, is_creating=lambda: service.creating > 0)
         await storm.run(waves=30, size=100, max_delay=0.01)
 
-        pool = pool_of(store, "storm")
-        await wait_until(is_settled(pool), SOON, f"pool settling (seed {seed})")
-        stats = pool.stats()
+        await wait_until(is_settled(store), SOON, f"pool settling (seed {seed})")
+        stats = pool_stats(store)
         async with system.client() as client:
             usable = not client.closed
         live_before_close = len(service.live)
-        size_before_close = pool.stats().size
+        size_before_close = pool_stats(store).size
     live_after_close = len(service.live)
 
     assert stats.in_use == 0, f"seed {seed}: {stats}"
@@ -240,7 +246,7 @@ async def test_storm_sequential_faults_leak_no_slot(tmp_path: Path) -> None:
             if action == "update":
                 system = await store.update("storm", options={"n": actions[action]})
             elif action == "expire":
-                pool_of(store, "storm").expire()
+                pool_of(store).expire()
             elif action == "drop":
                 # The server ends some connections while they sit idle in the pool.
                 for client in list(service.live):
@@ -249,9 +255,8 @@ async def test_storm_sequential_faults_leak_no_slot(tmp_path: Path) -> None:
             else:
                 await run_one(system, store, rng, action)
 
-        pool = pool_of(store, "storm")
-        await wait_until(is_settled(pool), SOON, f"pool settling (seed {SEEDS[0]})")
-        stats = pool.stats()
+        await wait_until(is_settled(store), SOON, f"pool settling (seed {SEEDS[0]})")
+        stats = pool_stats(store)
     assert stats.timeouts == 0, f"seed {SEEDS[0]}: {stats}"
     assert service.live == set(), f"seed {SEEDS[0]}: {len(service.live)} clients left open"
 
@@ -267,7 +272,7 @@ async def run_one(
             if action == "fail":
                 raise BodyFailed
             if action == "discard":
-                pool_of(store, "storm").discard(client)
+                pool_of(store).discard(client)
             if action == "cancel":
                 await asyncio.sleep(1)
 
@@ -297,10 +302,9 @@ async def test_storm_sftp_pool_leaves_no_session(
         storm = Storm(system, rng, use=sftp_use)
         await storm.run(waves=10, size=30, max_delay=0.05)
 
-        pool = pool_of(store, "storm")
-        await wait_until(is_settled(pool), SOON, f"pool settling (seed {seed})")
+        await wait_until(is_settled(store), SOON, f"pool settling (seed {seed})")
         await wait_until(
-            lambda: established_connections(server.port) == pool.stats().size,
+            lambda: established_connections(server.port) == pool_stats(store).size,
             SOON,
             f"sshd sessions matching the pool (seed {seed})",
         )

@@ -18,7 +18,7 @@ import pytest
 from faults import FileLoad, TCPProxy, established_connections, frozen, wait_until
 from sshd import SSHServer
 
-from asyncext import ClientPool, ExternalSystem, PoolOptions, SystemStore
+from asyncext import ExternalSystem, PoolOptions, PoolStats, SystemStore
 
 CONNECT_TIMEOUT = 2.0
 KEEPALIVE_INTERVAL = 0.5
@@ -55,18 +55,15 @@ async def add_system(store: SystemStore, server: SSHServer, **fields: Any) -> Ex
     return await store.add("box", "sftp", **server.fields("sftp", options=FAST_FAILURE, **fields))
 
 
-def pool_of(store: SystemStore) -> ClientPool[Any]:
-    # NOTE: the store offers no public way to reach a system's pool, so its stats are read
-    # from the store's private pools.
-    assert store._pools is not None
-    pool = store._pools.pool_for("box")
-    assert pool is not None
-    return pool
+def pool_stats(store: SystemStore) -> PoolStats:
+    stats = store.pool_stats("box")
+    assert stats is not None, "the system has no pool"
+    return stats
 
 
-def is_balanced(pool: ClientPool[Any]) -> Callable[[], bool]:
+def is_balanced(store: SystemStore) -> Callable[[], bool]:
     def check() -> bool:
-        stats = pool.stats()
+        stats = pool_stats(store)
         return stats.created - stats.destroyed == stats.size and stats.in_use == 0
 
     return check
@@ -95,9 +92,9 @@ def assert_clean_outcomes(load: FileLoad, fault_at: float) -> None:
         assert outcome.ended - outcome.started < BOUND
 
 
-async def assert_pool_settles(pool: ClientPool[Any]) -> None:
-    await wait_until(is_balanced(pool), SOON, "pool counts balancing")
-    stats = pool.stats()
+async def assert_pool_settles(store: SystemStore) -> None:
+    await wait_until(is_balanced(store), SOON, "pool counts balancing")
+    stats = pool_stats(store)
     assert stats.created - stats.destroyed == stats.size
     assert stats.in_use == 0
     assert stats.waiting == 0
@@ -122,7 +119,7 @@ async def test_faults_sshd_killed_and_restarted(
     await load.stop()
 
     assert_clean_outcomes(load, fault_at)
-    await assert_pool_settles(pool_of(store))
+    await assert_pool_settles(store)
     await store.close()
     await wait_until(lambda: established_connections(server.port) == 0, SOON, "sshd sessions")
 
@@ -147,7 +144,7 @@ async def test_faults_connection_processes_frozen(
     assert stopped, "no connection process was stopped"
     assert_clean_outcomes(load, fault_at)
     assert any(outcome.kind == "failed" for outcome in in_flight)
-    await assert_pool_settles(pool_of(store))
+    await assert_pool_settles(store)
     await store.close()
     await wait_until(lambda: established_connections(server.port) == 0, SOON, "sshd sessions")
 
@@ -174,7 +171,7 @@ async def test_faults_network_cut_and_restored(
         await load.stop()
 
         assert_clean_outcomes(load, fault_at)
-        await assert_pool_settles(pool_of(store))
+        await assert_pool_settles(store)
         await store.close()
     finally:
         await proxy.close()
