@@ -82,7 +82,9 @@ class FileClient(Protocol):
         ...
 
 
-def confine(root: str, path: str, *, pathmod: ModuleType = posixpath) -> str:
+def confine(
+    root: str, path: str, *, pathmod: ModuleType = posixpath, system: str | None = None
+) -> str:
     """Resolve ``path`` against ``root`` and return the absolute, normalised result.
 
     The resolution is lexical: ``..`` removes the previous component without consulting the
@@ -94,6 +96,7 @@ def confine(root: str, path: str, *, pathmod: ModuleType = posixpath) -> str:
         path: relative path, or an absolute path inside the root. ``""`` and ``"."`` mean the
             root itself.
         pathmod: `posixpath` for remote paths, `os.path` for local ones.
+        system: name of the system the client serves, for the error message.
 
     Raises:
         PathOutsideRoot: the resolved path is not the root or below it.
@@ -104,8 +107,9 @@ def confine(root: str, path: str, *, pathmod: ModuleType = posixpath) -> str:
 
     resolved: str = pathmod.normpath(pathmod.join(root, path))
     if not is_inside(root, resolved, pathmod=pathmod):
+        owner = f"system {system!r}: " if system is not None else ""
         raise PathOutsideRoot(
-            f"path {path!r} resolves to {resolved!r}, outside the root {root!r}; "
+            f"{owner}path {path!r} resolves to {resolved!r}, outside the root {root!r}; "
             "use a path relative to the root",
             path=path,
             root=root,
@@ -124,3 +128,13 @@ def is_inside(root: str, path: str, *, pathmod: ModuleType = posixpath) -> bool:
     except ValueError:
         # Raised by commonpath for a mix of absolute and relative paths, or different drives.
         return False
+
+
+def require_bytes(data: object) -> None:
+    """Raise `TypeError` unless ``data`` is bytes-like, before any file is opened.
+
+    Opening a file for writing already empties it, and asyncssh would encode a str without
+    complaint, so both clients check first and behave alike.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"a bytes-like object is required, not {type(data).__name__!r}")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 import logging
-import shlex
 import time
+import urllib.parse
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -18,7 +18,7 @@ import anyio
 from ._adapters._registry import adapter_for
 from ._errors import AsyncextError, ConnectionFailed, InvalidSystem
 from ._pool import validate_overrides
-from ._secrets import OPTION_SECRETS, Secret, wrap_option_secrets
+from ._secrets import MASK, OPTION_SECRETS, Secret, wrap_option_secrets
 from ._tasks import CLEANUP_TIMEOUT, run_shielded
 from ._uri import format_system_uri, parse_system_uri
 from ._validation import (
@@ -174,11 +174,19 @@ class ExternalSystem:
             with anyio.move_on_after(timeout) as scope:
                 detail = await adapter.test_connection(self)
             if scope.cancelled_caught:
-                ok, detail = False, f"timed out after {timeout:g} s"
+                where = f" connecting to {self.host}:{self.port or 'default port'}"
+                ok, detail = (
+                    False,
+                    (
+                        f"system {self.name!r}: timed out after {timeout:g} s"
+                        f"{where if self.host else ''}; check that the server answers, or "
+                        "allow a longer timeout"
+                    ),
+                )
             else:
                 ok = True
         except Exception as exc:
-            ok, detail = False, describe_error(exc)
+            ok, detail = False, redact_secrets(describe_error(exc), self)
         elapsed = time.monotonic() - started
 
         logger.info(
@@ -312,6 +320,43 @@ def reveal_secrets(system: ExternalSystem) -> None:
             secret.reveal()
 
 
+MIN_REDACTED_LENGTH = 4
+"""Secrets shorter than this are not masked in messages.
+
+Masking every "a" or "1" in a message would make it unreadable and would reveal the secret's
+value by where the asterisks appear.
+"""
+
+
+def redact_secrets(text: str, system: ExternalSystem) -> str:
+    """Return ``text`` with each of the system's own secrets replaced by asterisks.
+
+    This catches credentials quoted by foreign errors, such as a third-party adapter's
+    exception that repeats a token. The plain and the percent-encoded forms are masked.
+    Secrets that cannot be decrypted, or that are shorter than `MIN_REDACTED_LENGTH`, are
+    left alone.
+    """
+    values: list[str] = []
+    secrets: list[Secret] = [
+        value for value in (getattr(system, name) for name in SECRET_FIELDS) if value is not None
+    ]
+    option_secrets = system.options.get(OPTION_SECRETS)
+    if isinstance(option_secrets, dict):
+        secrets.extend(value for value in option_secrets.values() if isinstance(value, Secret))
+    for secret in secrets:
+        try:
+            values.append(secret.reveal())
+        except AsyncextError:
+            continue
+
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) < MIN_REDACTED_LENGTH:
+            continue
+        for form in {value, urllib.parse.quote(value, safe="")}:
+            text = text.replace(form, MASK)
+    return text
+
+
 def describe_error(exc: BaseException) -> str:
     """Return ``Type: message`` for an exception, or the message alone for asyncext errors."""
     if isinstance(exc, AsyncextError):
@@ -334,10 +379,11 @@ async def open_client(system: ExternalSystem) -> Any:
     except AsyncextError:
         raise
     except Exception as exc:
+        # The adapter may come from another package, and its error may quote a credential.
+        reason = redact_secrets(describe_error(exc), system)
         raise ConnectionFailed(
-            f"cannot connect to system {system.name!r} ({system.system_type}): "
-            f"{describe_error(exc)}; check its host, port and credentials, for example "
-            f"with: asyncext test {shlex.quote(system.name)}",
+            f"cannot connect to system {system.name!r} ({system.system_type}): {reason}; "
+            "check its host, port and credentials",
             system=system.name,
         ) from exc
 

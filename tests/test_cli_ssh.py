@@ -198,6 +198,8 @@ def test_interrupt_during_connect_exits_130(cli: Cli) -> None:
             "--remote-path",
             "/",
             "--ignore-fingerprint",
+            "--password-stdin",
+            input="never-sent\n",
         )
         assert added.code == 0, added.stderr
 

@@ -46,7 +46,7 @@ async def files(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     (base / "etc" / "passwd").write_text("root:x:0:0")
 
     if request.param == "local":
-        system = ExternalSystem(name="files", system_type="local", remote_path=str(root))
+        system = ExternalSystem(name="box", system_type="local", remote_path=str(root))
     else:
         system = server.system("sftp", remote_path=str(root))
     async with system.client() as client:
@@ -394,3 +394,24 @@ async def test_symlink_inside_root(files: Layout) -> None:
     assert (await files.client.stat("same")).size == len("inside")
     assert await files.client.read_text("a/back/b") == "inside"
     assert await files.client.listdir("a/back/a") == ["back"]
+
+
+async def test_contract_escape_names_system(files: Layout) -> None:
+    """PathOutsideRoot names the system, for a climb out and for a symlink out."""
+    (files.root / "out-link").symlink_to(files.outside / "etc")
+
+    with pytest.raises(PathOutsideRoot) as climbed:
+        await files.client.read_text("../etc/passwd")
+    with pytest.raises(PathOutsideRoot) as linked:
+        await files.client.read_text("out-link/passwd")
+
+    assert "system 'box'" in str(climbed.value)
+    assert "system 'box'" in str(linked.value)
+
+
+async def test_contract_write_bytes_rejects_text(files: Layout) -> None:
+    """write_bytes() takes bytes only, on every adapter, and writes nothing for text."""
+    with pytest.raises(TypeError, match="bytes-like"):
+        await files.client.write_bytes("note.txt", "text")  # type: ignore[arg-type]
+
+    assert not (files.root / "note.txt").exists()

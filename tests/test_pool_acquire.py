@@ -122,6 +122,21 @@ async def test_pool_no_starvation(caplog: pytest.LogCaptureFixture) -> None:
     assert max(waits) <= 1.1 * typical
 
 
+async def test_pool_acquire_timeout_during_slow_create() -> None:
+    """A timeout while the only create hangs blames the server, not leaked clients."""
+    service = FakeService()
+    service.create_gate = asyncio.Event()
+    async with service.pool(max_size=1, acquire_timeout=0.05, create_timeout=5) as pool:
+        with pytest.raises(PoolTimeout) as caught:
+            async with pool.acquire():
+                pass
+        service.create_gate.set()
+    message = str(caught.value)
+    assert "1 being created" in message
+    assert "slow to accept connections" in message
+    assert "leaks" not in message
+
+
 async def test_pool_acquire_timeout() -> None:
     """A full pool raises PoolTimeout after acquire_timeout, naming the pool and limit."""
     service = FakeService()

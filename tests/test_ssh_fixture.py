@@ -68,6 +68,7 @@ async def test_ssh_test_connection_reports_timeout_phase(silent_port: int) -> No
         host="127.0.0.1",
         port=silent_port,
         username="nobody",
+        password="never-sent",
         ignore_fingerprint=True,
         options={"connect_timeout": 0.3},
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from leakcheck import register_secret
 
 from asyncext import (
     Adapter,
@@ -19,6 +20,8 @@ from asyncext import (
     SystemStore,
     register_adapter,
 )
+
+register_secret("wrong-token-777", "pass/word", "hunter22")
 
 
 class Handle:
@@ -280,3 +283,41 @@ async def test_stored_system_client_unpooled(tmp_path: Path) -> None:
     assert first is not second
     assert first.destroyed
     assert second.destroyed
+
+
+async def test_client_error_masks_own_secrets() -> None:
+    """A foreign error that quotes the system's password or token is masked in the message."""
+    RecordingAdapter.fail_with = RuntimeError(
+        "server refused AUTH wrong-token-777 for pass%2Fword and pass/word"
+    )
+    system = make_system(password="pass/word", options={"secrets": {"token": "wrong-token-777"}})
+
+    with pytest.raises(ConnectionFailed) as caught:
+        async with system.client():
+            pass
+
+    message = str(caught.value)
+    assert "wrong-token-777" not in message
+    assert "pass/word" not in message
+    assert "pass%2Fword" not in message
+    assert "server refused AUTH **********" in message
+
+
+async def test_connection_report_masks_own_secrets() -> None:
+    """A connection test's detail never repeats the system's secrets."""
+    RecordingAdapter.fail_with = RuntimeError("bad password hunter22")
+
+    report = await make_system(password="hunter22").test_connection()
+
+    assert report.ok is False
+    assert "hunter22" not in report.detail
+
+
+async def test_connection_report_timeout_names_address() -> None:
+    """A timed-out test names the system and the address it tried."""
+    RecordingAdapter.connect_delay = 60.0
+
+    report = await make_system(host="127.0.0.1", port=2222).test_connection(timeout=0.05)
+
+    assert "system 'recorder'" in report.detail
+    assert "127.0.0.1:2222" in report.detail

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio.to_thread
 
 from .._errors import InvalidSystem, PathOutsideRoot
-from .._files import FileInfo, confine, is_inside
+from .._files import FileInfo, confine, is_inside, require_bytes
 from .._validation import shorten
 from ._base import Adapter
 from ._registry import register_adapter
@@ -35,24 +35,26 @@ class LocalFileClient:
     callers, not against hostile local users.
     """
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, *, system: str | None = None) -> None:
         self._root = os.path.normpath(root)
         self._real_root = os.path.realpath(self._root)
+        self._system = system
 
     @property
     def root(self) -> str:
         return self._root
 
     def __repr__(self) -> str:
-        return f"<LocalFileClient root={self._root!r}>"
+        return f"<LocalFileClient system={self._system!r} root={self._root!r}>"
 
     def _resolve(self, path: str) -> str:
         """Return the absolute path for ``path``, or raise `PathOutsideRoot`."""
-        resolved = confine(self._root, path, pathmod=os.path)
+        resolved = confine(self._root, path, pathmod=os.path, system=self._system)
         real = os.path.realpath(resolved)
         if not is_inside(self._real_root, real, pathmod=os.path):
+            owner = f"system {self._system!r}: " if self._system is not None else ""
             raise PathOutsideRoot(
-                f"path {path!r} leads through a symlink to {real!r}, outside the root "
+                f"{owner}path {path!r} leads through a symlink to {real!r}, outside the root "
                 f"{self._root!r}; links may only point inside the root",
                 path=path,
                 root=self._root,
@@ -89,6 +91,8 @@ class LocalFileClient:
         return await self._run(read_in_thread)
 
     async def write_bytes(self, path: str, data: bytes) -> None:
+        require_bytes(data)
+
         def write_in_thread() -> None:
             with open(self._resolve(path), "wb") as file:
                 file.write(data)
@@ -171,10 +175,10 @@ class LocalAdapter(Adapter[LocalFileClient]):
         is_folder = await anyio.to_thread.run_sync(os.path.isdir, root)
         if not is_folder:
             raise FileNotFoundError(
-                f"the folder {root!r} does not exist or is not a folder; create it or "
-                "update remote_path"
+                f"system {system.name!r}: the folder {root!r} does not exist or is not a "
+                "folder; create it or update remote_path"
             )
-        return LocalFileClient(root)
+        return LocalFileClient(root, system=system.name)
 
     async def check_client(self, client: LocalFileClient) -> bool:
         return await anyio.to_thread.run_sync(os.path.isdir, client.root)

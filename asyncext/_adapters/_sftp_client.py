@@ -29,7 +29,7 @@ from typing import TypeVar
 import asyncssh
 
 from .._errors import ConnectionFailed, PathOutsideRoot
-from .._files import FileInfo, confine, is_inside
+from .._files import FileInfo, confine, is_inside, require_bytes
 
 logger = logging.getLogger("asyncext.ssh")
 
@@ -186,7 +186,7 @@ class SFTPFileClient:
     # --- paths ---------------------------------------------------------------------------
 
     def _resolve(self, path: str) -> str:
-        return confine(self._root, path)
+        return confine(self._root, path, system=self._system)
 
     async def _check_links(self, sftp: asyncssh.SFTPClient, path: str, resolved: str) -> None:
         """Raise `PathOutsideRoot` if the server resolves ``resolved`` outside the root."""
@@ -314,6 +314,8 @@ class SFTPFileClient:
         return await self._call(run, retry=True)
 
     async def write_bytes(self, path: str, data: bytes) -> None:
+        require_bytes(data)
+
         async def run(sftp: asyncssh.SFTPClient) -> None:
             resolved = await self._checked(sftp, path)
             try:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import shlex
 import socket
 import weakref
 from collections.abc import Awaitable, Callable
@@ -459,8 +458,9 @@ def _failed(
         hint = "the host name cannot be resolved; check host"
     elif isinstance(exc, _DROPPED):
         hint = (
-            "the server closed the connection; if it limits unauthenticated connections "
-            "(sshd's MaxStartups), lower options['max_concurrent_handshakes']"
+            "the server closed the connection before the SSH handshake finished; check that "
+            "the port belongs to an SSH server, and if that server limits unauthenticated "
+            "connections (sshd's MaxStartups), lower options['max_concurrent_handshakes']"
         )
     else:
         hint = "check the server and the system's settings"
@@ -469,9 +469,8 @@ def _failed(
         subject = f"scanning the host key of {settings.endpoint} failed"
     else:
         subject = f"system {system!r}: connecting to {settings.endpoint} failed"
-    retry_hint = "" if scanning else f", for example with: asyncext test {shlex.quote(system)}"
     return ConnectionFailed(
-        f"{subject}{where}: {reason}; {hint}{retry_hint}", system=None if scanning else system
+        f"{subject}{where}: {reason}; {hint}", system=None if scanning else system
     )
 
 

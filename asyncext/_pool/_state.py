@@ -212,9 +212,15 @@ class PoolState(Generic[ClientT]):
         message = (
             f"no client from pool {self._name!r} within acquire_timeout={timeout:g} s "
             f"({len(self._entries)} of max_size={self._max_size} clients exist, "
-            f"{len(self._waiters)} waiting); raise max_size, or look for code that keeps "
-            "clients too long or leaks them outside 'async with pool.acquire()'"
+            f"{self._creating} being created, {len(self._waiters)} waiting); "
         )
+        if self._creating and not self._entries:
+            message += "the server may be slow to accept connections or unreachable"
+        else:
+            message += (
+                "raise max_size, or look for code that keeps clients too long or leaks them "
+                "outside 'async with pool.acquire()'"
+            )
         if self._last_create_error is not None:
             message += f". The last attempt to create a client failed: {self._last_create_error}"
         return PoolTimeout(message)
