@@ -380,12 +380,17 @@ async def open_client(system: ExternalSystem) -> Any:
         raise
     except Exception as exc:
         # The adapter may come from another package, and its error may quote a credential.
-        reason = redact_secrets(describe_error(exc), system)
-        raise ConnectionFailed(
+        described = describe_error(exc)
+        reason = redact_secrets(described, system)
+        error = ConnectionFailed(
             f"cannot connect to system {system.name!r} ({system.system_type}): {reason}; "
             "check its host, port and credentials",
             system=system.name,
-        ) from exc
+        )
+        if reason != described:
+            # A traceback would print the chained error, secret and all, so it is left out.
+            raise error from None
+        raise error from exc
 
 
 async def destroy_client(system: ExternalSystem, client: Any) -> None:

@@ -156,7 +156,10 @@ def _record_chain(error: BaseException) -> None:
             continue
         seen.add(id(current))
         _recorded.append((f"{type(current).__name__}: ", str(current)))
-        pending += [current.__cause__, current.__context__]
+        pending.append(current.__cause__)
+        # A traceback leaves out the context of an error raised with "from None".
+        if not current.__suppress_context__:
+            pending.append(current.__context__)
 
 
 def record_output(text: str, source: str) -> None:
