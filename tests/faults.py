@@ -130,14 +130,14 @@ def established_connections(port: int) -> int:
     return count
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Return once ``condition()`` holds; fail naming ``what`` after ``timeout`` seconds.
+async def wait_until(condition: Callable[[], bool], timeout: float, description: str) -> None:
+    """Return once ``condition()`` is true; fail naming ``description`` after ``timeout`` s.
 
     For state that changes on replies from another process, with no event to wait on.
     """
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"{what}: not reached within {timeout:g} s"
+        assert time.monotonic() < deadline, f"{description}: not reached within {timeout:g} s"
         await asyncio.sleep(0.02)
 
 

@@ -237,7 +237,8 @@ class SSHServer:
         """Start a new sshd with the same configuration on the same port, after `kill`.
 
         Raises:
-            RuntimeError: sshd did not answer in time; the message contains its log.
+            RuntimeError: sshd did not accept connections in time; the message contains its
+                log.
         """
         sshd = self.process.args[0]
         with open(self.log_file, "ab") as log:
@@ -303,8 +304,8 @@ def write_config(folder: Path, keys: KeyFiles, port: int, extra: dict[str, str])
         "PermitUserRC": "no",
         "LogLevel": "VERBOSE",
         # Sessions get this folder as HOME, so that the shell sshd starts for a command does
-        # not run the account's ~/.bashrc, which belongs to the machine and may be slow or
-        # hang (pyenv's rehash waits up to a minute for a lock file).
+        # not run the account's ~/.bashrc. That file belongs to the machine and may be slow or
+        # hang, as pyenv's rehash does when it waits up to a minute for a lock file.
         "SetEnv": f"HOME={folder}",
         **extra,
     }

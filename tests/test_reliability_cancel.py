@@ -2,7 +2,7 @@
 
 Each storm runs waves of concurrent ``client()`` calls, cancels most of them after a random
 delay, and then checks that no client leaked: the pool's counts balance, nothing is in use or
-waiting, and the server side holds exactly the pool's clients (none once the store is closed).
+waiting, and the server side has exactly the pool's clients (none once the store is closed).
 The random choices come from a seeded generator; set ``ASYNCEXT_STORM_SEED`` to replay one,
 and every failure message names the seed.
 """
@@ -56,7 +56,7 @@ class StormClient:
 
 @dataclass
 class StormService:
-    """The other end of the storm adapter's clients: which are open, and what is starting."""
+    """The other end of the storm adapter's clients: the open ones and the creates running."""
 
     rng: random.Random
     live: set[StormClient] = field(default_factory=set)
@@ -264,7 +264,7 @@ async def test_storm_sequential_faults_leak_no_slot(tmp_path: Path) -> None:
 async def run_one(
     system: ExternalSystem, store: SystemStore, rng: random.Random, action: str
 ) -> None:
-    """Run one client() block that ends as ``action`` says: use, fail, cancel or discard."""
+    """Run one client() block that ends as ``action`` names: use, fail, cancel or discard."""
 
     async def block() -> None:
         async with system.client() as client:

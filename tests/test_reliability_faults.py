@@ -1,9 +1,9 @@
 """Server faults under load through pooled SFTP clients: killed, frozen and cut off from sshd.
 
 Each test runs eight workers that write and read files through a pool of four connections,
-injects one fault, and checks that every operation ends within its bound, either with success
-or with `ConnectionFailed` naming the system; that work succeeds again within a few seconds
-once the server is back; and that the pool's counts balance and sshd keeps no session after
+and injects one fault. Every operation must end within its bound, with success or with
+`ConnectionFailed` naming the system. Work must succeed again within a few seconds once the
+server is back. At the end the pool's counts must balance, and sshd must keep no session once
 the store is closed.
 """
 

@@ -6,9 +6,9 @@ stay inside the root. Errors are the built-in `OSError` subclasses that the ``lo
 raises. OpenSSH's SFTP server speaks protocol version 3, which reports most failures as a
 bare "failure" or "no such file", so the cause is then read back with ``stat`` calls.
 
-When the connection or the session ends during a call (the server is gone, or keepalives got
-no answer), the call raises `ConnectionFailed` naming the system, with asyncssh's or the
-socket's error chained. A call that only reads first tries once more on a new session.
+When the connection or the session ends during a call (the server is gone, or keepalive
+requests timed out), the call raises `ConnectionFailed` naming the system, with asyncssh's or
+the socket's error chained. A call that only reads first tries once more on a new session.
 
 All pool holders of one connection share its SFTP session: asyncssh tags each request with an
 id and matches the replies, so concurrent calls are safe, and one session per connection
@@ -38,9 +38,9 @@ T = TypeVar("T")
 MAX_SYMLINK_DEPTH = 40
 """Links followed while resolving one path, as Linux's own limit."""
 
-# How a request fails when its session or connection ends under it: asyncssh's SFTP errors
-# for a closed session, the connection's own error (keepalive timeout, disconnect) and the
-# socket's error (reset, broken pipe), which asyncssh hands to every pending request.
+# Errors of a request whose session or connection ends under it: asyncssh's SFTP errors for a
+# closed session, the connection's own error (keepalive timeout, disconnect) and the socket's
+# error (reset, broken pipe), which asyncssh hands to every pending request.
 _LOST = (
     asyncssh.SFTPConnectionLost,
     asyncssh.SFTPNoConnection,

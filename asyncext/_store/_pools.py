@@ -126,8 +126,8 @@ class SystemPools:
         # Reads the entry at call time, so every create uses the newest record.
         # NOTE: a create that outlasts the pool's create_timeout fails with a ConnectionFailed
         # from the pool, whose system attribute is None. The ssh and sftp adapters' own
-        # connect_timeout (15 s by default, below create_timeout's 30 s) fires first and names
-        # the system; an adapter without its own timeout gets the pool's error.
+        # connect_timeout is 15 s by default, below create_timeout's 30 s, so it fires first
+        # and names the system. An adapter without a timeout of its own gets the pool's error.
         async def create() -> Any:
             return await open_client(entry.system)
 
