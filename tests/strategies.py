@@ -58,7 +58,7 @@ TRICKY_TEXT = (
     "\ud800",  # lone surrogate
     "\udfff",
 )
-"""Fragments that have broken parsers, SQL, terminals or encoders before."""
+"""Fragments aimed at SQL, format strings, path handling, terminals and text encoders."""
 
 surrogates = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
 
