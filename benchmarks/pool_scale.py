@@ -279,7 +279,7 @@ def run(size: str) -> Report:
             f"{FLOOR}.get() returns at once while the queue holds a client, so a task that "
             "releases and acquires again takes the client before the waiter woken for it "
             "runs, and that waiter queues again at the back. Most waits are near zero and a "
-            "few are long: its worst/median measures no fairness"
+            "few are long: its worst/median measures no fairness."
         )
     return report
 
