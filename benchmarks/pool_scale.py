@@ -173,7 +173,11 @@ def measure_in_child(pool: str, tasks: int, settings: Settings) -> dict[str, Any
     if finished.returncode != 0:
         last_line = (finished.stderr.strip().splitlines() or ["no output"])[-1]
         return {"finished": False, "reason": f"failed: {last_line}"}
-    result: dict[str, Any] = json.loads(finished.stdout)
+    # The figures are the last line, after anything a pool library itself printed.
+    lines = finished.stdout.strip().splitlines()
+    if not lines:
+        return {"finished": False, "reason": "failed: the child process printed no figures"}
+    result: dict[str, Any] = json.loads(lines[-1])
     return result
 
 
