@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable
 
 from . import _connect, _setup, _systems, _transfer
+from ._arguments import Parser, RejectSecretArgument, positive_seconds
 from ._context import DEFAULT_STORE, STORE_ENVIRONMENT_VARIABLE
-from ._errors import EXIT_USAGE
 
 CLEARABLE_FIELDS = (
     "host",
@@ -32,45 +30,6 @@ environment:
 
 exit status: 0 success, 1 the operation failed, 2 usage error, 130 interrupted
 """
-
-
-class Parser(argparse.ArgumentParser):
-    """An `argparse.ArgumentParser` whose errors end with an ``Error:`` and a ``Hint:`` line."""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"Error: {message}\nHint: '{self.prog} --help' lists the options\n")
-        sys.exit(EXIT_USAGE)
-
-
-class RejectSecretArgument(argparse.Action):
-    """Reject a secret given as an argument, without repeating its value in the message.
-
-    Flags such as ``--password`` look natural but would put the secret into shell history
-    and the process list, so they exist only to point at the safe alternatives.
-    """
-
-    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
-        kwargs.pop("nargs", None)
-        super().__init__(option_strings, dest, nargs="?", help=argparse.SUPPRESS, **kwargs)
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: str | Sequence[Any] | None,
-        option_string: str | None = None,
-    ) -> None:
-        safe = {
-            "--password": "--password-stdin or --ask-password",
-            "--passphrase": "--passphrase-stdin or --ask-passphrase",
-            "--private-key": "--private-key-file PATH",
-        }[str(option_string)]
-        parser.error(
-            f"{option_string} is not accepted because a secret on the command line ends up "
-            f"in shell history and the process list; use {safe} instead, and remove the "
-            "secret from your shell history"
-        )
 
 
 def build_parser() -> Parser:
@@ -100,7 +59,7 @@ def build_parser() -> Parser:
             parents=[common],
             allow_abbrev=False,
         )
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=handler, command=name)
         return sub
 
     command("keygen", "print a new random encryption key for ASYNCEXT_KEY", _setup.keygen)
@@ -220,6 +179,7 @@ def build_parser() -> Parser:
         help="the new key; visible in shell history and the process list, so prefer "
         "--new-key-stdin",
     )
+    rotate.allow_dash_value("--new-key")
     return parser
 
 
@@ -248,7 +208,7 @@ def _add_timeout(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--timeout",
         metavar="SECONDS",
-        type=float,
+        type=positive_seconds,
         default=10.0,
         help=f"maximum time in seconds for {what} (default: 10)",
     )
