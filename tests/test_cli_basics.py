@@ -177,7 +177,7 @@ def test_invalid_key_fails_without_echo(cli: Cli) -> None:
 
     assert result.code == 1
     assert "is not a valid Fernet key" in result.stderr
-    assert "Hint: generate a valid key with 'asyncext keygen'" in result.stderr
+    assert "Hint: set ASYNCEXT_KEY to a key made by 'asyncext keygen'" in result.stderr
     assert "not-a-key-value" not in result.output
 
 

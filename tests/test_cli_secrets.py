@@ -142,7 +142,10 @@ def test_show_secrets_with_wrong_key_fails(cli: Cli, tmp_path: Path) -> None:
     assert revealed.code == 1
     assert revealed.stdout == ""
     assert "system 'docs' cannot be decrypted with the key given" in revealed.stderr
-    assert "Hint: set ASYNCEXT_KEY to the key the secrets were encrypted with" in revealed.stderr
+    assert (
+        "Hint: set ASYNCEXT_KEY to the key that the secrets of system 'docs' were encrypted with"
+        in revealed.stderr
+    )
     assert no_key.code == 1
     assert "system 'docs' is encrypted and no key is set" in no_key.stderr
 
@@ -342,3 +345,15 @@ def test_unencrypted_secret_warns_on_one_line(cli: Cli, tmp_path: Path) -> None:
     [line] = result.stderr.splitlines()
     assert line.startswith(f"asyncext.store: WARNING: store {str(cli.store)!r} has no encryption")
     assert PASSWORD not in result.output
+
+
+def test_ask_password_eof_ends_prompt_line(cli: Cli, tmp_path: Path) -> None:
+    """Ctrl-D at the password prompt ends the prompt's line before the error."""
+    args = ("add", "docs", "--type", "local", "--remote-path", str(tmp_path), "--ask-password")
+    with TerminalSession(cli, *args) as session:
+        session.wait_for_prompt("Password: ")
+        session.type("\x04")
+        result = session.finish()
+
+    assert result.code == 2
+    assert result.stderr.startswith("Password: \nError: --ask-password read end of input")

@@ -135,7 +135,7 @@ def test_add_sftp_without_fingerprint_fails(cli: Cli, sshd: SSHServer) -> None:
     result = add_sftp(cli, sshd)
 
     assert result.code == 1
-    assert result.stderr.startswith("Error: system 'box' has no fingerprint")
+    assert result.stderr.startswith("Error: system 'box' has no host key fingerprint")
     assert "--ignore-fingerprint and then run 'asyncext trust NAME'" in result.stderr
     assert "scan_host_key" not in result.stderr
 
@@ -229,3 +229,17 @@ def test_interrupt_during_connect_exits_130(cli: Cli) -> None:
     assert stderr.endswith("Interrupted.\n")
     assert stdout == ""
     assert elapsed < 10
+
+
+def test_trust_eof_ends_prompt_line(cli: Cli, sshd: SSHServer) -> None:
+    """Ctrl-D at the confirmation declines and ends the question's line before the error."""
+    add_sftp(cli, sshd, "--ignore-fingerprint")
+
+    with TerminalSession(cli, "trust", "box") as session:
+        session.wait_for_prompt("[y/N] ")
+        session.type("\x04")
+        result = session.finish()
+
+    assert result.code == 1
+    assert "[y/N] \nError: host key " in result.stderr
+    assert shown(cli)["fingerprint"] is None

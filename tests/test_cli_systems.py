@@ -144,7 +144,8 @@ def test_add_unknown_type_fails(cli: Cli) -> None:
 
     assert result.code == 1
     assert "unknown system type 'ftp'; installed types:" in result.stderr
-    assert "Hint: 'asyncext types' lists" in result.stderr
+    assert "Hint: install the Python package that provides the type 'ftp'" in result.stderr
+    assert "'asyncext types' lists the installed types" in result.stderr
 
 
 def test_add_invalid_field_fails(cli: Cli) -> None:
@@ -301,3 +302,59 @@ def test_test_reports_failure(cli: Cli, tmp_path: Path) -> None:
     assert report["ok"] is False
     assert "does not exist" in report["detail"]
     assert result.stderr.startswith("Error: connection test of system 'docs' failed\nHint: ")
+
+
+FINGERPRINT = "SHA256:xJoi5BmINsmVuBV/GMb2BFG2nguMwfsHk28K9ouf3HI"
+SFTP_FLAGS = ("--type", "sftp", "--host", "127.0.0.1", "--username", "u", "--password-stdin")
+
+
+def test_update_fingerprint_turns_checking_on(cli: Cli) -> None:
+    """update --fingerprint on a system that ignored host keys pins and checks the key."""
+    added = cli.run("add", "box", *SFTP_FLAGS, "--ignore-fingerprint", input="pw-box\n")
+
+    result = cli.run("update", "box", "--fingerprint", FINGERPRINT)
+    shown = json.loads(cli.run("show", "box", "--json").stdout)
+
+    assert added.code == 0, added.stderr
+    assert result.code == 0, result.stderr
+    assert f"only {FINGERPRINT} is accepted" in result.stdout
+    assert shown["fingerprint"] == FINGERPRINT
+    assert shown["ignore_fingerprint"] is False
+
+
+def test_fingerprint_and_ignore_together_rejected(cli: Cli) -> None:
+    """--fingerprint with --ignore-fingerprint is a usage error naming both flags."""
+    cli.run("add", "box", *SFTP_FLAGS, "--ignore-fingerprint", input="pw-box\n")
+    uri = "sftp://u@127.0.0.1/in"
+
+    cases = {
+        "add": ("add", "new", *SFTP_FLAGS, "--fingerprint", FINGERPRINT, "--ignore-fingerprint"),
+        "update": ("update", "box", "--fingerprint", FINGERPRINT, "--ignore-fingerprint"),
+        "uri pin": (
+            "add",
+            "new",
+            "--uri",
+            f"{uri}?fingerprint={FINGERPRINT}",
+            "--ignore-fingerprint",
+            "--password-stdin",
+        ),
+        "uri ignore": (
+            "add",
+            "new",
+            "--uri",
+            f"{uri}?ignore_fingerprint=true",
+            "--fingerprint",
+            FINGERPRINT,
+            "--password-stdin",
+        ),
+    }
+    for label, args in cases.items():
+        result = cli.run(*args, input="pw-new\n")
+        assert result.code == 2, label
+        assert (
+            "--ignore-fingerprint" in result.stderr.splitlines()[0]
+            or "ignore_fingerprint" in (result.stderr.splitlines()[0])
+        ), label
+        assert "fingerprint" in result.stderr.splitlines()[0], label
+    assert json.loads(cli.run("list", "--json").stdout)[0]["name"] == "box"
+    assert len(json.loads(cli.run("list", "--json").stdout)) == 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -211,3 +213,54 @@ def test_rotate_key_errors(cli: Cli) -> None:
     password = read_system(cli, "docs").password
     assert password is not None
     assert password.reveal() == PASSWORD
+
+
+def test_rotate_key_warns_until_key_switched(cli: Cli) -> None:
+    """The warning to switch ASYNCEXT_KEY appears while it still lacks the new key first."""
+    cli.add_local("docs", password=PASSWORD)
+    new_key = cli.run("keygen").stdout.strip()
+    register_secret(new_key)
+
+    first = cli.run("rotate-key", "--new-key-stdin", input=new_key + "\n")
+    not_switched = cli.run("rotate-key", "--new-key-stdin", input=new_key + "\n")
+    switched = cli.run(
+        "rotate-key", "--new-key-stdin", input=new_key + "\n", env={"ASYNCEXT_KEY": new_key}
+    )
+
+    assert first.code == 0, first.stderr
+    assert "Warning: set ASYNCEXT_KEY to the new key now" in first.stderr
+    assert not_switched.code == 0, not_switched.stderr
+    assert "0 secrets re-encrypted, 1 already used the new key" in not_switched.stdout
+    assert "Warning: set ASYNCEXT_KEY to the new key now" in not_switched.stderr
+    assert switched.code == 0, switched.stderr
+    assert "0 secrets re-encrypted, 1 already used the new key" in switched.stdout
+    assert switched.stderr == ""
+
+
+def test_rotate_key_without_secrets_no_warning(cli: Cli) -> None:
+    """A store without secrets needs no new ASYNCEXT_KEY, so rotate-key prints no warning."""
+    cli.add_local("plain")
+    new_key = cli.run("keygen").stdout.strip()
+    register_secret(new_key)
+
+    result = cli.run("rotate-key", "--new-key-stdin", input=new_key + "\n")
+
+    assert result.code == 0, result.stderr
+    assert "0 secrets re-encrypted, 0 already used the new key" in result.stdout
+    assert result.stderr == ""
+
+
+def test_rotate_key_argument_starting_with_dash(cli: Cli) -> None:
+    """--new-key accepts a key whose base64 text starts with '-', as 1 in 64 keys do."""
+    cli.add_local("docs", password=PASSWORD)
+    # The first 6 bits of 0xf8 are 62, which URL-safe base64 writes as '-'.
+    new_key = base64.urlsafe_b64encode(b"\xf8" + os.urandom(31)).decode()
+    register_secret(new_key)
+
+    result = cli.run("rotate-key", "--new-key", new_key)
+    with_new = cli.run("show", "docs", "--show-secrets", env={"ASYNCEXT_KEY": new_key})
+
+    assert new_key.startswith("-")
+    assert result.code == 0, result.stderr
+    assert "1 secret re-encrypted" in result.stdout
+    assert with_new.code == 0, with_new.stderr

@@ -4,27 +4,49 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import time
 
+import anyio
+
+from .._adapters._registry import adapter_for
 from .._adapters._ssh_connect import scan_host_key
 from .._adapters._ssh_settings import DEFAULT_PORT
-from .._errors import ConnectionFailed
+from .._errors import ConnectionFailed, EncryptionKeyError, HostKeyMismatch, UnknownSystemType
 from .._store._store import SystemStore
-from .._system import ConnectionReport, ExternalSystem
+from .._system import ConnectionReport, ExternalSystem, describe_error, redact_secrets
 from ._context import Context
-from ._errors import EXIT_FAILED, CommandError, command_error_from
+from ._errors import (
+    EXIT_FAILED,
+    CommandError,
+    fields_hint,
+    key_hint,
+    trust_hint,
+    unknown_type_hint,
+)
 from ._input import confirm
 from ._output import format_address, format_report, report_to_json
+
+TestOutcome = tuple[ConnectionReport, Exception | None]
+"""A connection report and the exception behind a failure, or None on success."""
+
+TIMER_MARGIN = 0.01
+"""Seconds by which an event-loop timer may fire before its deadline."""
+
+
+class ConnectionTestTimeout(TimeoutError):
+    """The connection test did not finish within ``--timeout``."""
 
 
 def test(args: argparse.Namespace, context: Context) -> int:
     """Test the connection to a system; exit 0 when it works and 1 when it does not."""
     name: str = args.name
+    timeout: float = args.timeout
 
-    async def run_test(store: SystemStore) -> ConnectionReport:
+    async def run_test(store: SystemStore) -> tuple[ExternalSystem, TestOutcome]:
         system = await store.get(name)
-        return await system.test_connection(timeout=args.timeout)
+        return system, await run_connection_test(system, timeout)
 
-    report = context.run(run_test)
+    system, (report, failure) = context.run(run_test)
     if args.json:
         context.write_json(report_to_json(report))
     else:
@@ -33,18 +55,60 @@ def test(args: argparse.Namespace, context: Context) -> int:
     if report.ok:
         return 0
 
-    quoted = shlex.quote(name)
-    hint = (
-        f"check the system's fields with 'asyncext show {quoted}' and correct them with "
-        f"'asyncext update {quoted}'"
-    )
-    if "host key" in report.detail:
-        hint = (
-            f"if the server's host key was changed on purpose, pin the new one with "
-            f"'asyncext trust {quoted}'; otherwise find out why it changed before connecting"
-        )
+    hint = test_failure_hint(system, failure, timeout)
     context.stderr.write(f"Error: connection test of system {name!r} failed\nHint: {hint}\n")
     return EXIT_FAILED
+
+
+async def run_connection_test(system: ExternalSystem, timeout: float) -> TestOutcome:
+    """Test the connection as `ExternalSystem.test_connection` does, keeping the exception.
+
+    The report carries the failure only as text, and the hint must not depend on wording,
+    so the command runs the adapter's test itself. The report's fields are built exactly as
+    the library builds them, secrets masked; a test compares the two. On success the
+    exception is ``None``.
+    """
+    started = time.monotonic()
+    failure: Exception | None = None
+    try:
+        adapter = adapter_for(system.system_type)
+        with anyio.move_on_after(timeout) as scope:
+            detail = await adapter.test_connection(system)
+        if scope.cancelled_caught:
+            failure = ConnectionTestTimeout()
+            where = f" connecting to {system.host}:{system.port or 'default port'}"
+            detail = (
+                f"system {system.name!r}: timed out after {timeout:g} s"
+                f"{where if system.host else ''}; check that the server answers, or allow a "
+                "longer timeout"
+            )
+    except Exception as exc:
+        failure = exc
+        detail = redact_secrets(describe_error(exc), system)
+    elapsed = time.monotonic() - started
+
+    ok = failure is None
+    return ConnectionReport(system=system.name, ok=ok, elapsed=elapsed, detail=detail), failure
+
+
+def test_failure_hint(system: ExternalSystem, failure: Exception | None, timeout: float) -> str:
+    """Return the hint for a failed test, chosen by the class of the failure."""
+    if isinstance(failure, UnknownSystemType):
+        return unknown_type_hint(failure)
+    if isinstance(failure, EncryptionKeyError):
+        return key_hint(failure)
+    if isinstance(failure, HostKeyMismatch):
+        return trust_hint(system.name)
+    if isinstance(failure, TimeoutError):
+        budget = f" within {timeout:g} s" if isinstance(failure, ConnectionTestTimeout) else ""
+        if not system.host:
+            return f"the test did not finish{budget}; allow more time with --timeout SECONDS"
+        where = format_address(system.host, system.port)
+        return (
+            f"no answer came{budget}: check that {where} can be reached from this machine "
+            "(host, port, firewall, VPN), or allow more time with --timeout SECONDS"
+        )
+    return fields_hint(system.name)
 
 
 def trust(args: argparse.Namespace, context: Context) -> int:
@@ -101,12 +165,27 @@ async def _scan(store: SystemStore, name: str, timeout: float) -> tuple[External
             hint="trust applies to ssh and sftp systems; set the host with "
             f"'asyncext update {shlex.quote(name)} --host HOST'",
         )
+    port = system.port or DEFAULT_PORT
+    started = time.monotonic()
     try:
-        fingerprint = await scan_host_key(system.host, system.port or DEFAULT_PORT, timeout=timeout)
+        fingerprint = await scan_host_key(system.host, port, timeout=timeout)
     except ConnectionFailed as exc:
-        translated = command_error_from(exc)
+        # scan_host_key gives up at its deadline, so a failure at the deadline is a timeout;
+        # the margin covers event-loop timers that fire a little early.
+        timed_out = time.monotonic() - started >= timeout - TIMER_MARGIN
+        where = format_address(system.host, port)
+        if timed_out:
+            hint = (
+                f"no answer came within {timeout:g} s: check that {where} can be reached "
+                "from this machine (firewall, VPN), or allow more time with --timeout SECONDS"
+            )
+        else:
+            quoted = shlex.quote(name)
+            hint = (
+                f"check that an SSH server listens on {where}; correct the host or port with "
+                f"'asyncext update {quoted} --host HOST --port PORT'"
+            )
         raise CommandError(
-            f"cannot fetch the host key of system {name!r}: {translated.message}",
-            hint=translated.hint,
+            f"cannot fetch the host key of system {name!r}: {exc}", hint=hint
         ) from exc
     return system, fingerprint

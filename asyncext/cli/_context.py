@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
 
 from .._crypto import KEY_ENVIRONMENT_VARIABLE
+from .._errors import EncryptionKeyError
 from .._store._store import SystemStore
-from ._errors import CommandError
+from ._errors import CommandError, without_advice
 
 STORE_ENVIRONMENT_VARIABLE = "ASYNCEXT_STORE"
 DEFAULT_STORE = "asyncext.db"
@@ -58,12 +59,21 @@ class Context:
             create: allow a missing file to be created.
 
         Raises:
-            CommandError: the file is missing and ``create`` is false.
-            EncryptionKeyError: ``ASYNCEXT_KEY`` holds a value that is not a Fernet key.
+            CommandError: the file is missing and ``create`` is false, or ``ASYNCEXT_KEY``
+                is set but holds no valid Fernet key.
         """
         if not create:
             self.require_store()
-        return SystemStore(self.store_path)
+        try:
+            return SystemStore(self.store_path)
+        except EncryptionKeyError as exc:
+            # The constructor reads only the key setting, so the variable is at fault.
+            raise CommandError(
+                f"cannot use the encryption key in {KEY_ENVIRONMENT_VARIABLE}: "
+                f"{without_advice(exc)}",
+                hint=f"set {KEY_ENVIRONMENT_VARIABLE} to a key made by 'asyncext keygen' (during "
+                "a key rotation, a comma-separated list of keys, newest first)",
+            ) from exc
 
     def run(self, operation: Callable[[SystemStore], Awaitable[T]]) -> T:
         """Open the existing store, run ``operation`` on it in a new event loop, and close it.

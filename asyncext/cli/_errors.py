@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+
+from .._crypto import KEY_ENVIRONMENT_VARIABLE
 from .._errors import (
     AsyncextError,
     ConnectionFailed,
@@ -46,52 +49,97 @@ class UsageError(CommandError):
 
 
 def command_error_from(exc: AsyncextError) -> CommandError:
-    """Translate a library error into a `CommandError` with a hint in command-line terms.
+    """Translate a library error into a `CommandError` whose hint is in command-line terms.
 
-    Library messages state what failed, then ``"; "`` and what to do next, and that advice is
-    often for Python callers, such as ``pass SystemStore(key=...)``. It is replaced by the
-    matching command-line advice where one exists, and kept as the hint otherwise.
+    The hint depends only on the error's class and attributes, never on its wording. Commands
+    that know more, such as which flags were given, catch the error themselves and give a
+    more specific hint.
     """
-    what, _, library_hint = str(exc).partition("; ")
-
     # The order matters because the classes form a tree: the most specific comes first.
     if isinstance(exc, SystemNotFound):
-        hint = "'asyncext list' shows the systems in the store"
-    elif isinstance(exc, DuplicateSystem):
-        hint = "choose another name, or change the existing system with 'asyncext update'"
-    elif isinstance(exc, UnknownSystemType):
-        # The library's own text lists the installed types, which is the useful part.
-        what = str(exc).split(". ", 1)[0]
-        hint = "'asyncext types' lists the installed system types and what they need"
-    elif isinstance(exc, InvalidSystem) and "has no fingerprint" in what:
-        # The library's advice names the Python API; the first sentence states what is wrong.
-        what = what.split(". ", 1)[0]
-        hint = (
-            "pass --fingerprint with the server's host key fingerprint (on the server: "
-            "ssh-keygen -l -f <host key>.pub), or add the system with --ignore-fingerprint "
-            "and then run 'asyncext trust NAME', which fetches the key and asks you to "
-            "confirm it"
+        return CommandError(
+            without_advice(exc), hint="'asyncext list' shows the systems in the store"
         )
-    elif isinstance(exc, InvalidSystem):
-        hint = library_hint or (
-            "correct the value with the matching option; 'asyncext add --help' lists them"
+    if isinstance(exc, DuplicateSystem):
+        return CommandError(
+            without_advice(exc),
+            hint="choose another name, or change the existing system with "
+            f"'asyncext update {shlex.quote(exc.system)}'",
         )
-    elif isinstance(exc, EncryptionKeyError):
-        hint = (
-            "set ASYNCEXT_KEY to the key the secrets were encrypted with (during a key "
-            "rotation, a comma-separated list of keys, newest first)"
+    if isinstance(exc, UnknownSystemType):
+        return CommandError(unknown_type_message(exc), hint=unknown_type_hint(exc))
+    if isinstance(exc, InvalidSystem):
+        return CommandError(
+            str(exc), hint="correct the field named above and run the command again"
         )
-        if "not a valid Fernet key" in what:
-            hint = "generate a valid key with 'asyncext keygen' and put it in ASYNCEXT_KEY"
-    elif isinstance(exc, HostKeyMismatch):
-        hint = (
-            "if the server's key was changed on purpose, run 'asyncext trust NAME' to pin "
-            "the new key; otherwise do not connect and find out why it changed"
+    if isinstance(exc, EncryptionKeyError):
+        return CommandError(without_advice(exc), hint=key_hint(exc))
+    if isinstance(exc, HostKeyMismatch):
+        return CommandError(str(exc), hint=trust_hint(exc.system))
+    if isinstance(exc, ConnectionFailed):
+        return CommandError(str(exc), hint=fields_hint(exc.system))
+    if isinstance(exc, StoreError):
+        return CommandError(
+            str(exc),
+            hint=f"the store file is {exc.path!r}; pass --store or set "
+            "ASYNCEXT_STORE to use another",
         )
-    elif isinstance(exc, ConnectionFailed):
-        hint = library_hint or "check the host, port and credentials with 'asyncext show NAME'"
-    elif isinstance(exc, StoreError):
-        hint = library_hint or "check the --store path or ASYNCEXT_STORE"
-    else:
-        hint = library_hint or "run the command again with --debug to see where it failed"
-    return CommandError(what, hint=hint)
+    return CommandError(str(exc), hint="run the command again with --debug to see where it failed")
+
+
+def without_advice(exc: AsyncextError) -> str:
+    """Return the library's message up to the advice that follows ``"; "``.
+
+    Used only for errors whose library advice is written for Python callers (such as
+    ``pass SystemStore(key=...)``) and whose hint the command line replaces completely.
+    """
+    return str(exc).partition("; ")[0]
+
+
+def unknown_type_message(exc: UnknownSystemType) -> str:
+    """Return what failed, built from the error's attributes."""
+    where = f"system {exc.system!r}: " if exc.system else ""
+    installed = ", ".join(exc.installed) or "none"
+    return f"{where}unknown system type {exc.system_type!r}; installed types: {installed}"
+
+
+def unknown_type_hint(exc: UnknownSystemType) -> str:
+    return (
+        f"install the Python package that provides the type {exc.system_type!r} into the "
+        "environment of this command, or correct the type; 'asyncext types' lists the "
+        "installed types"
+    )
+
+
+def key_hint(exc: EncryptionKeyError) -> str:
+    """Return the hint for a key problem: a secret that cannot be decrypted, or a bad key."""
+    if exc.system is not None:
+        return (
+            f"set {KEY_ENVIRONMENT_VARIABLE} to the key that the secrets of system "
+            f"{exc.system!r} were encrypted with (during a key rotation, a comma-separated "
+            "list of keys, newest first)"
+        )
+    return (
+        f"set {KEY_ENVIRONMENT_VARIABLE} to a key made by 'asyncext keygen', or to a "
+        "comma-separated list of such keys, newest first"
+    )
+
+
+def trust_hint(name: str | None) -> str:
+    """Return the hint for a server whose host key does not match the pinned fingerprint."""
+    command = f"'asyncext trust {shlex.quote(name)}'" if name else "'asyncext trust NAME'"
+    return (
+        f"if the server's host key was changed on purpose, pin the new one with {command}; "
+        "otherwise find out why it changed before connecting"
+    )
+
+
+def fields_hint(name: str | None) -> str:
+    """Return the hint for a connection that failed because of the system's fields."""
+    if name is None:
+        return "check the host, port and credentials of the system with 'asyncext show NAME'"
+    quoted = shlex.quote(name)
+    return (
+        f"check the system's fields with 'asyncext show {quoted}' and correct them with "
+        f"'asyncext update {quoted}'"
+    )

@@ -78,6 +78,23 @@ def check_secret_flags(args: argparse.Namespace) -> None:
         )
 
 
+def check_fingerprint_flags(args: argparse.Namespace) -> None:
+    """Reject ``--fingerprint`` together with ``--ignore-fingerprint``.
+
+    A record with both would look pinned while no host key is checked.
+
+    Raises:
+        UsageError: both flags were given.
+    """
+    if args.fingerprint is not None and args.ignore_fingerprint:
+        raise UsageError(
+            "--fingerprint and --ignore-fingerprint were both given, but a pinned host key is "
+            "checked only when host keys are not ignored",
+            hint="pass --fingerprint to check the server's host key, or --ignore-fingerprint "
+            "to accept any key (unsafe outside tests), not both",
+        )
+
+
 def read_secrets(args: argparse.Namespace, stdin: TextIO) -> dict[str, str]:
     """Read every secret that a flag asks for: from standard input, a prompt or a key file.
 

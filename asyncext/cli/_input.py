@@ -63,7 +63,8 @@ def prompt_secret(what: str, flag: str) -> str:
         UsageError: there is no terminal to ask on, or the answer is empty.
     """
     # Without a terminal, getpass would read standard input with a warning instead.
-    if not (sys.stdin.isatty() or has_controlling_terminal()):
+    controlling_terminal = has_controlling_terminal()
+    if not (sys.stdin.isatty() or controlling_terminal):
         raise UsageError(
             f"{flag} found no terminal to ask for the {what} on",
             hint=f"pipe the {what} into the command with the matching --...-stdin option",
@@ -71,6 +72,9 @@ def prompt_secret(what: str, flag: str) -> str:
     try:
         value = getpass.getpass(f"{what.capitalize()}: ")
     except EOFError:
+        # getpass ends the prompt's line only when a line was entered. It prompts on the
+        # controlling terminal when there is one, and on standard error otherwise.
+        end_prompt_line(on_terminal=controlling_terminal)
         raise UsageError(
             f"{flag} read end of input instead of the {what}",
             hint=f"run the command again and type the {what}",
@@ -81,6 +85,19 @@ def prompt_secret(what: str, flag: str) -> str:
             hint=f"run the command again and type the {what}",
         )
     return value
+
+
+def end_prompt_line(*, on_terminal: bool) -> None:
+    """Write the line break that an answer would have ended the prompt with."""
+    if on_terminal:
+        try:
+            with open("/dev/tty", "w") as terminal:
+                terminal.write("\n")
+            return
+        except OSError:
+            pass
+    sys.stderr.write("\n")
+    sys.stderr.flush()
 
 
 def has_controlling_terminal() -> bool:
@@ -176,4 +193,7 @@ def confirm(question: str, *, stdin: TextIO, stderr: TextIO) -> bool:
     stderr.write(f"{question} [y/N] ")
     stderr.flush()
     answer = stdin.readline()
+    if not answer:
+        # End of input (Ctrl-D) leaves the prompt's line open.
+        stderr.write("\n")
     return answer.strip().lower() in ("y", "yes")

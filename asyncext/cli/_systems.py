@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 from typing import Any
+from urllib.parse import urlsplit
 
+from .._errors import InvalidSystem, UnknownSystemType
 from .._store._store import SystemStore
 from .._system import SECRET_FIELDS, ExternalSystem
 from ._context import Context
+from ._diagnosis import PROBED_FIELDS, invalid_record_error
 from ._errors import CommandError, UsageError
 from ._flags import (
     PLAIN_FLAGS,
     SECRET_FLAGS,
+    check_fingerprint_flags,
     check_secret_flags,
     names_secret_flags,
     options_from_flags,
@@ -20,7 +25,13 @@ from ._flags import (
     read_secrets,
 )
 from ._output import LIST_HEADERS, format_system, format_table, system_rows, system_to_json
-from ._uri_input import check_uri_flags, check_uri_has_no_secret, system_from_uri
+from ._uri_input import (
+    check_uri_fingerprint,
+    check_uri_flags,
+    check_uri_has_no_secret,
+    system_from_uri,
+    uri_record,
+)
 
 # --- add -----------------------------------------------------------------------------------
 
@@ -31,6 +42,7 @@ def add(args: argparse.Namespace, context: Context) -> int:
 
     # Usage checks come first, so that nothing is prompted for when the command cannot run.
     check_secret_flags(args)
+    check_fingerprint_flags(args)
     if args.private_key_file is None and (args.passphrase_stdin or args.ask_passphrase):
         raise UsageError(
             f"a passphrase was given for system {name!r} but no private key",
@@ -39,6 +51,7 @@ def add(args: argparse.Namespace, context: Context) -> int:
     if args.uri is not None:
         check_uri_flags(args)
         check_uri_has_no_secret(args.uri, name)
+        check_uri_fingerprint(args)
     elif args.system_type is None:
         raise UsageError(
             f"system {name!r} needs --type or --uri",
@@ -54,7 +67,7 @@ def add(args: argparse.Namespace, context: Context) -> int:
     # A URI is completed by the flags; without one, the flags are the whole record.
     system_type: str
     if args.uri is not None:
-        system_type, fields = system_from_uri(args, fields, options, secrets)
+        system_type, fields = _read_uri(args, fields, options, secrets)
     else:
         system_type = fields.pop("system_type")
         fields.update(secrets)
@@ -64,9 +77,56 @@ def add(args: argparse.Namespace, context: Context) -> int:
     async def add_system(store: SystemStore) -> ExternalSystem:
         return await store.add(name, system_type, **fields)
 
-    system = context.run(add_system)
+    try:
+        system = context.run(add_system)
+    except InvalidSystem as exc:
+        if isinstance(exc, UnknownSystemType):
+            raise
+
+        def build(fix: dict[str, Any]) -> ExternalSystem:
+            return ExternalSystem(name=name, system_type=system_type, **{**fields, **fix})
+
+        record = {field: fields.get(field) for field in PROBED_FIELDS}
+        raise invalid_record_error(
+            exc, name=name, build=build, record=record, system_type=system_type, command="add"
+        ) from exc
     context.write(f"Added system {system.name!r} ({system.system_type}, revision 1).")
     return 0
+
+
+def _read_uri(
+    args: argparse.Namespace,
+    flag_fields: dict[str, Any],
+    options: dict[str, Any],
+    secrets: dict[str, str],
+) -> tuple[str, dict[str, Any]]:
+    """Return the system type and fields of ``--uri`` completed by the flags.
+
+    Raises:
+        CommandError: the completed record is invalid; the hint names the flag to add.
+        UnknownSystemType: no installed adapter handles the URI's scheme.
+    """
+    try:
+        return system_from_uri(args, flag_fields, options, secrets)
+    except InvalidSystem as exc:
+        if isinstance(exc, UnknownSystemType):
+            raise
+
+        def build(fix: dict[str, Any]) -> object:
+            plain = {key: value for key, value in fix.items() if key not in SECRET_FIELDS}
+            secret = {key: value for key, value in fix.items() if key in SECRET_FIELDS}
+            return system_from_uri(args, {**flag_fields, **plain}, options, {**secrets, **secret})
+
+        raise invalid_record_error(
+            exc,
+            name=args.name,
+            build=build,
+            record=uri_record(args.uri, flag_fields, secrets),
+            system_type=urlsplit(args.uri).scheme,
+            command="add",
+            fallback_hint="correct the URI, or the flag that completes it; 'asyncext add "
+            "--help' lists the flags",
+        ) from exc
 
 
 # --- update --------------------------------------------------------------------------------
@@ -76,8 +136,12 @@ def update(args: argparse.Namespace, context: Context) -> int:
     """Change the fields given as flags; every other field keeps its value."""
     name: str = args.name
     check_secret_flags(args)
+    check_fingerprint_flags(args)
 
     changes = plain_fields(args)
+    if "fingerprint" in changes:
+        # A pinned fingerprint is checked only with ignore_fingerprint off, as 'trust' sets it.
+        changes["ignore_fingerprint"] = False
     if args.rename is not None:
         changes["name"] = args.rename
     new_options = options_from_flags(args)
@@ -98,20 +162,49 @@ def update(args: argparse.Namespace, context: Context) -> int:
     for field in cleared:
         changes[field] = _empty_value(field)
 
-    async def update_system(store: SystemStore) -> ExternalSystem:
+    async def update_system(store: SystemStore) -> tuple[ExternalSystem, ExternalSystem]:
+        current = await store.get(name)
         if new_options or removed_options:
             # NOTE: the options are read and written in two steps, so an option that another
             # process changes in between is overwritten with the value read here.
-            current = await store.get(name)
             changes["options"] = _edited_options(
                 current, new_options, removed_options, keep="options" not in cleared
             )
-        return await store.update(name, **changes)
+        try:
+            return current, await store.update(name, **changes)
+        except InvalidSystem as exc:
+            if isinstance(exc, UnknownSystemType):
+                raise
+            raise _invalid_update(exc, current, changes) from exc
 
-    system = context.run(update_system)
+    before, system = context.run(update_system)
     renamed = f" (renamed from {name!r})" if system.name != name else ""
     context.write(f"Updated system {system.name!r}{renamed} to revision {system.revision}.")
+    if before.ignore_fingerprint and not system.ignore_fingerprint and system.fingerprint:
+        context.write(
+            f"Host keys of system {system.name!r} are checked again: only {system.fingerprint} "
+            "is accepted."
+        )
     return 0
+
+
+def _invalid_update(
+    exc: InvalidSystem, current: ExternalSystem, changes: dict[str, Any]
+) -> CommandError:
+    """Return the error for changes that leave the record invalid, with a hint naming a flag."""
+
+    def build(fix: dict[str, Any]) -> ExternalSystem:
+        return dataclasses.replace(current, **{**changes, **fix})
+
+    record = {field: changes.get(field, getattr(current, field)) for field in PROBED_FIELDS}
+    return invalid_record_error(
+        exc,
+        name=changes.get("name", current.name),
+        build=build,
+        record=record,
+        system_type=changes.get("system_type", current.system_type),
+        command="update",
+    )
 
 
 def _check_cleared_fields(

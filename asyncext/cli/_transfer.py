@@ -7,7 +7,8 @@ import json
 import os
 from typing import Any
 
-from .._errors import DuplicateSystem, InvalidSystem, UnknownSystemType
+from .._crypto import KEY_ENVIRONMENT_VARIABLE, Keyring
+from .._errors import DuplicateSystem, EncryptionKeyError, InvalidSystem, UnknownSystemType
 from .._store._export import ImportReport
 from .._store._rotation import RotationReport
 from .._store._store import SystemStore
@@ -76,11 +77,10 @@ def import_systems(args: argparse.Namespace, context: Context) -> int:
             "overwrite to replace them",
         ) from exc
     except InvalidSystem as exc:
-        translated = command_error_from(exc)
-        if isinstance(exc, UnknownSystemType) or "; " in str(exc):
-            raise translated from exc
+        if isinstance(exc, UnknownSystemType):
+            raise
         raise CommandError(
-            translated.message, hint="correct that record in the file and import it again"
+            str(exc), hint="correct that record in the file and import it again"
         ) from exc
     source = "standard input" if args.file == "-" else repr(args.file)
     context.write(
@@ -144,11 +144,14 @@ def _read_records(path: str, context: Context) -> list[dict[str, Any]]:
 def rotate_key(args: argparse.Namespace, context: Context) -> int:
     """Re-encrypt every stored secret with a new key; the old keys come from ASYNCEXT_KEY."""
     if args.new_key_stdin:
-        new_key = read_secret_from_stdin("new key", "--new-key-stdin", context.stdin).strip()
+        flag = "--new-key-stdin"
+        new_key = read_secret_from_stdin("new key", flag, context.stdin).strip()
     else:
+        flag = "--new-key"
         new_key = args.new_key.strip()
     if len(new_key) > MAX_INPUT_BYTES:
         raise UsageError("the new key is too long", hint="generate one with 'asyncext keygen'")
+    _check_new_key(new_key, flag)
 
     async def rotate(store: SystemStore) -> RotationReport:
         return await store.rotate_key(new_key)
@@ -159,11 +162,38 @@ def rotate_key(args: argparse.Namespace, context: Context) -> int:
         f"{_plural(report.re_encrypted)} re-encrypted, {report.skipped} already used the new "
         f"key, {report.empty} empty secret field{_plural(report.empty)}."
     )
-    context.warn(
-        "set ASYNCEXT_KEY to the new key now: every secret is encrypted with it, and "
-        "commands run with only the old key can no longer decrypt them"
-    )
+
+    # After the first run, and after any later run until ASYNCEXT_KEY is switched, the
+    # stored secrets need the new key while the environment does not lead with it.
+    uses_new_key = report.re_encrypted + report.skipped > 0
+    if uses_new_key and _current_keys()[:1] != [new_key]:
+        context.warn(
+            f"set {KEY_ENVIRONMENT_VARIABLE} to the new key now: every secret is encrypted with "
+            "it, and commands run with only the old key can no longer decrypt them"
+        )
     return 0
+
+
+def _check_new_key(new_key: str, flag: str) -> None:
+    """Raise `CommandError` naming ``flag`` unless ``new_key`` is one valid Fernet key.
+
+    Checked here, before the store is opened, so that the error cannot be mistaken for a
+    problem with ASYNCEXT_KEY. The key is never quoted.
+    """
+    try:
+        Keyring.from_setting(new_key)
+    except EncryptionKeyError:
+        raise CommandError(
+            f"the new key given with {flag} is not a valid Fernet key (32 bytes of URL-safe "
+            "base64); nothing was changed",
+            hint=f"generate the new key with 'asyncext keygen' and pass it with {flag}",
+        ) from None
+
+
+def _current_keys() -> list[str]:
+    """Return the keys in ASYNCEXT_KEY, newest first, as the store reads them."""
+    setting = os.environ.get(KEY_ENVIRONMENT_VARIABLE, "")
+    return [part.strip() for part in setting.split(",") if part.strip()]
 
 
 def _plural(count: int) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from .._system import ExternalSystem
 from ._errors import UsageError
@@ -117,6 +117,43 @@ def system_from_uri(
     return system.system_type, fields
 
 
+def check_uri_fingerprint(args: argparse.Namespace) -> None:
+    """Reject a fingerprint and ``ignore_fingerprint=true`` set between the URI and the flags.
+
+    Raises:
+        UsageError: one is in the URI and the other is a flag.
+    """
+    query = _query(args.uri)
+    if args.ignore_fingerprint and "fingerprint" in query:
+        conflict = "the URI's fingerprint parameter and --ignore-fingerprint"
+    elif args.fingerprint is not None and query.get("ignore_fingerprint") == "true":
+        conflict = "the URI's ignore_fingerprint=true parameter and --fingerprint"
+    else:
+        return
+    raise UsageError(
+        f"{conflict} were both given for system {args.name!r}, but a pinned host key is "
+        "checked only when host keys are not ignored",
+        hint="keep the fingerprint to check the server's host key, or ignore host keys "
+        "(unsafe outside tests), not both",
+    )
+
+
+def uri_record(uri: str, flag_fields: dict[str, Any], secrets: dict[str, str]) -> dict[str, object]:
+    """Return which of the probed fields the URI and flags set, for a rejected record.
+
+    Values from the URI are its raw query text; only whether they are set matters.
+    """
+    query = _query(uri)
+    return {
+        "fingerprint": flag_fields.get("fingerprint") or query.get("fingerprint"),
+        "ignore_fingerprint": bool(flag_fields.get("ignore_fingerprint"))
+        or query.get("ignore_fingerprint") == "true",
+        "password": secrets.get("password"),
+        "private_key": secrets.get("private_key"),
+        "private_key_password": secrets.get("private_key_password"),
+    }
+
+
 def check_uri_flags(args: argparse.Namespace) -> None:
     """Reject flags for fields that only the URI may set.
 
@@ -137,6 +174,11 @@ def _reject_duplicate(in_uri: bool, flag: str, field: str, name: str) -> None:
             f"the URI and {flag} both set {field} of system {name!r}",
             hint=f"give {field} once, in the URI or as a flag",
         )
+
+
+def _query(uri: str) -> dict[str, str]:
+    """Return the URI's query parameters, decoded; a repeated key keeps its last value."""
+    return dict(parse_qsl(urlsplit(uri).query, keep_blank_values=True))
 
 
 def _query_keys(query: str) -> list[str]:
