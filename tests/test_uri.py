@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from leakcheck import leak_forms, register_secret
 
@@ -188,6 +188,8 @@ def test_uri_round_trip_any_text(
     if any(ch in string.whitespace or not ch.isprintable() for ch in username + path):
         # Control characters are invalid in those fields whatever the URI contains.
         return
+    # Both names are reserved options with a structure of their own.
+    assume(option not in ("pool", "secrets"))
     system = full_system(
         username=username,
         password=password,
