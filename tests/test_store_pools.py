@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -297,3 +298,27 @@ async def test_store_pool_stats_none_without_pooling(tmp_path: Path) -> None:
         await use(system)
 
         assert store.pool_stats("counted") is None
+
+
+@register_adapter
+class HangingAdapter(Adapter[object]):
+    """Never finishes connecting, so only the pool's create_timeout ends the attempt."""
+
+    system_type = "pooltest-hanging"
+    description = "connects forever (asyncext's pool tests)"
+
+    async def get_client(self, system: ExternalSystem) -> object:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_store_pools_create_timeout_names_system(tmp_path: Path) -> None:
+    """A create that outlasts create_timeout fails with ConnectionFailed naming the system."""
+    options = PoolOptions(create_timeout=0.05, acquire_timeout=5)
+    async with SystemStore(tmp_path / "systems.db", pool=options) as store:
+        system = await store.add("stuck", "pooltest-hanging")
+
+        with pytest.raises(ConnectionFailed, match="create_timeout") as caught:
+            await use(system)
+
+    assert caught.value.system == "stuck"

@@ -6,10 +6,11 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 from typing import Any
 
 from .._adapters._registry import adapter_for
-from .._errors import InvalidSystem, PoolClosed
+from .._errors import ConnectionFailed, InvalidSystem, PoolClosed
 from .._pool import ClientPool, PoolOptions
 from .._system import ExternalSystem, open_client
 
@@ -86,7 +87,7 @@ class SystemPools:
             if adopted is None:
                 adopted = self._build(system)
             entry = self._pools[system.name] = adopted
-        return entry.pool.acquire()
+        return SystemLease(entry.pool.acquire(), system.name)
 
     def system_changed(self, old_name: str, system: ExternalSystem) -> None:
         """Use the updated record ``system`` from now on; retire clients of the old one."""
@@ -124,10 +125,6 @@ class SystemPools:
         entry: SystemPool
 
         # Reads the entry at call time, so every create uses the newest record.
-        # NOTE: a create that outlasts the pool's create_timeout fails with a ConnectionFailed
-        # from the pool, whose system attribute is None. The ssh and sftp adapters' own
-        # connect_timeout is 15 s by default, below create_timeout's 30 s, so it fires first
-        # and names the system. An adapter without a timeout of its own gets the pool's error.
         async def create() -> Any:
             return await open_client(entry.system)
 
@@ -197,3 +194,33 @@ class SystemPools:
 def _overrides(system: ExternalSystem) -> Mapping[str, Any]:
     overrides = system.options.get("pool") if isinstance(system.options, dict) else None
     return overrides if isinstance(overrides, Mapping) else {}
+
+
+class SystemLease:
+    """``acquire()`` of a system's pool, with the system named on every connection error.
+
+    The pool is generic, so an error it raises itself, such as a create that outlasted
+    ``create_timeout``, carries no system name until this adds it.
+    """
+
+    __slots__ = ("_acquire", "_system")
+
+    def __init__(self, acquire: AbstractAsyncContextManager[Any], system: str) -> None:
+        self._acquire = acquire
+        self._system = system
+
+    async def __aenter__(self) -> Any:
+        try:
+            return await self._acquire.__aenter__()
+        except ConnectionFailed as exc:
+            if exc.system is None:
+                exc.system = self._system
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        return await self._acquire.__aexit__(exc_type, exc, traceback)
