@@ -169,25 +169,24 @@ class ExternalSystem:
             timeout: seconds for the whole test, connection and cleanup included.
         """
         started = time.monotonic()
+        error: Exception | None = None
         try:
             adapter = adapter_for(self.system_type)
             with anyio.move_on_after(timeout) as scope:
                 detail = await adapter.test_connection(self)
             if scope.cancelled_caught:
                 where = f" connecting to {self.host}:{self.port or 'default port'}"
-                ok, detail = (
-                    False,
-                    (
-                        f"system {self.name!r}: timed out after {timeout:g} s"
-                        f"{where if self.host else ''}; check that the server answers, or "
-                        "allow a longer timeout"
-                    ),
+                detail = (
+                    f"system {self.name!r}: timed out after {timeout:g} s"
+                    f"{where if self.host else ''}; check that the server answers, or "
+                    "allow a longer timeout"
                 )
-            else:
-                ok = True
+                error = ConnectionTestTimeout(detail)
         except Exception as exc:
-            ok, detail = False, redact_secrets(describe_error(exc), self)
+            error = exc
+            detail = redact_secrets(describe_error(exc), self)
         elapsed = time.monotonic() - started
+        ok = error is None
 
         logger.info(
             "connection test of system %r: %s in %.3f s (%s)",
@@ -196,7 +195,9 @@ class ExternalSystem:
             elapsed,
             detail,
         )
-        return ConnectionReport(system=self.name, ok=ok, elapsed=elapsed, detail=detail)
+        return ConnectionReport(
+            system=self.name, ok=ok, elapsed=elapsed, detail=detail, error=error
+        )
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,16 @@ class ConnectionReport:
     """Seconds the test took."""
     detail: str
     """What the adapter reported on success, or why the test failed."""
+    error: Exception | None = field(default=None, repr=False, compare=False)
+    """The exception that made the test fail, for callers that react to its type.
+
+    A `ConnectionTestTimeout` when the test's own timeout passed. Its message may quote a
+    secret that ``detail`` masks, so show ``detail`` rather than this.
+    """
+
+
+class ConnectionTestTimeout(TimeoutError):
+    """The connection test did not finish within its ``timeout``."""
 
 
 def validate_system(system: ExternalSystem) -> None:

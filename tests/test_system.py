@@ -20,6 +20,7 @@ from asyncext import (
     SystemStore,
     register_adapter,
 )
+from asyncext._system import ConnectionTestTimeout
 
 register_secret("wrong-token-777", "pass/word", "hunter22")
 
@@ -321,3 +322,21 @@ async def test_connection_report_timeout_names_address() -> None:
 
     assert "system 'recorder'" in report.detail
     assert "127.0.0.1:2222" in report.detail
+
+
+async def test_connection_report_keeps_error() -> None:
+    """The report keeps the exception behind a failure, and a timeout of its own type."""
+    original = ConnectionRefusedError("refused by peer")
+    RecordingAdapter.fail_with = original
+    failed = await make_system().test_connection()
+
+    RecordingAdapter.fail_with = None
+    RecordingAdapter.connect_delay = 60.0
+    timed_out = await make_system().test_connection(timeout=0.05)
+
+    RecordingAdapter.connect_delay = 0.0
+    succeeded = await make_system().test_connection()
+
+    assert failed.error is original
+    assert isinstance(timed_out.error, ConnectionTestTimeout)
+    assert succeeded.error is None

@@ -6,14 +6,11 @@ import argparse
 import shlex
 import time
 
-import anyio
-
-from .._adapters._registry import adapter_for
 from .._adapters._ssh_connect import scan_host_key
 from .._adapters._ssh_settings import DEFAULT_PORT
 from .._errors import ConnectionFailed, EncryptionKeyError, HostKeyMismatch, UnknownSystemType
 from .._store._store import SystemStore
-from .._system import ConnectionReport, ExternalSystem, describe_error, redact_secrets
+from .._system import ConnectionReport, ConnectionTestTimeout, ExternalSystem
 from ._context import Context
 from ._errors import (
     EXIT_FAILED,
@@ -31,10 +28,6 @@ TestOutcome = tuple[ConnectionReport, Exception | None]
 
 TIMER_MARGIN = 0.01
 """Seconds by which an event-loop timer may fire before its deadline."""
-
-
-class ConnectionTestTimeout(TimeoutError):
-    """The connection test did not finish within ``--timeout``."""
 
 
 def test(args: argparse.Namespace, context: Context) -> int:
@@ -61,34 +54,9 @@ def test(args: argparse.Namespace, context: Context) -> int:
 
 
 async def run_connection_test(system: ExternalSystem, timeout: float) -> TestOutcome:
-    """Test the connection as `ExternalSystem.test_connection` does, keeping the exception.
-
-    The report carries the failure only as text, and the hint must not depend on wording,
-    so the command runs the adapter's test itself. The report's fields are built exactly as
-    the library builds them, secrets masked; a test compares the two. On success the
-    exception is ``None``.
-    """
-    started = time.monotonic()
-    failure: Exception | None = None
-    try:
-        adapter = adapter_for(system.system_type)
-        with anyio.move_on_after(timeout) as scope:
-            detail = await adapter.test_connection(system)
-        if scope.cancelled_caught:
-            failure = ConnectionTestTimeout()
-            where = f" connecting to {system.host}:{system.port or 'default port'}"
-            detail = (
-                f"system {system.name!r}: timed out after {timeout:g} s"
-                f"{where if system.host else ''}; check that the server answers, or allow a "
-                "longer timeout"
-            )
-    except Exception as exc:
-        failure = exc
-        detail = redact_secrets(describe_error(exc), system)
-    elapsed = time.monotonic() - started
-
-    ok = failure is None
-    return ConnectionReport(system=system.name, ok=ok, elapsed=elapsed, detail=detail), failure
+    """Test the connection and return the report with the exception behind a failure."""
+    report = await system.test_connection(timeout=timeout)
+    return report, report.error
 
 
 def test_failure_hint(system: ExternalSystem, failure: Exception | None, timeout: float) -> str:
