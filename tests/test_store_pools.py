@@ -18,6 +18,7 @@ from asyncext import (
     LocalFileClient,
     PoolClosed,
     PoolOptions,
+    SystemNotFound,
     SystemStore,
     register_adapter,
 )
@@ -322,3 +323,53 @@ async def test_store_pools_create_timeout_names_system(tmp_path: Path) -> None:
             await use(system)
 
     assert caught.value.system == "stuck"
+
+
+async def test_store_pools_old_record_uses_update(store: SystemStore) -> None:
+    """A record fetched before an update connects with the updated fields, pool or not."""
+    old = await store.add("api", COUNTING, host="old.example")
+    await store.update("api", host="new.example")
+
+    client = await use(old)
+
+    assert client.host == "new.example"
+
+
+async def test_store_pools_old_record_follows_rename(store: SystemStore) -> None:
+    """A record fetched before a rename uses the renamed system's pool and fields."""
+    old = await store.add("api", COUNTING, host="old.example")
+    await use(old)
+    await store.update("api", name="renamed", host="new.example")
+
+    client = await use(old)
+
+    assert client.host == "new.example"
+    assert store.pool_stats("api") is None
+    stats = store.pool_stats("renamed")
+    assert stats is not None
+    assert stats.acquired == 2
+
+
+async def test_store_pools_old_record_follows_type_change(
+    store: SystemStore, tmp_path: Path
+) -> None:
+    """A record fetched before a type change gets a client of the new type."""
+    old = await store.add("files", COUNTING, host="old.example")
+    await store.update("files", system_type="local", remote_path=str(tmp_path))
+
+    client = await use(old)
+
+    assert isinstance(client, LocalFileClient)
+
+
+async def test_store_pools_removed_record_not_found(store: SystemStore) -> None:
+    """A removed system's record opens no client; a system added again under its name does."""
+    old = await store.add("api", COUNTING, host="old.example")
+    await store.remove("api")
+
+    with pytest.raises(SystemNotFound, match="removed"):
+        await use(old)
+
+    again = await store.add("api", COUNTING, host="again.example")
+    client = await use(again)
+    assert client.host == "again.example"

@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Any
 
 from .._adapters._registry import adapter_for
-from .._errors import ConnectionFailed, InvalidSystem, PoolClosed
+from .._errors import ConnectionFailed, InvalidSystem, PoolClosed, SystemNotFound
 from .._pool import ClientPool, PoolOptions
 from .._system import ExternalSystem, open_client
 
@@ -48,6 +48,11 @@ class SystemPools:
         self._options = options
         self._pools: dict[str, SystemPool] = {}
         self._closed = False
+        # The newest record of each system by id, which survives a rename, also for systems
+        # that have no pool yet. Removed systems are kept by id with their creation time,
+        # because SQLite may give a later system the id of a removed one.
+        self._newest: dict[int, ExternalSystem] = {}
+        self._removed: dict[int, object] = {}
         # Pools replaced or dropped by synchronous calls, closed in the background.
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -72,6 +77,7 @@ class SystemPools:
                 f"the client pools of system {system.name!r} are closed because its store "
                 "was closed; open the store again and get the system from it"
             )
+        system = self._newest_record(system)
         entry = self._pools.get(system.name)
         if entry is None:
             entry = self._pools[system.name] = self._build(system)
@@ -89,8 +95,32 @@ class SystemPools:
             entry = self._pools[system.name] = adopted
         return SystemLease(entry.pool.acquire(), system.name)
 
+    def _newest_record(self, system: ExternalSystem) -> ExternalSystem:
+        """Return the newest known record of ``system``, which may be ``system`` itself.
+
+        A record fetched before an update, or under a name changed since, still connects
+        with the current fields, because no client may be built from outdated credentials.
+
+        Raises:
+            SystemNotFound: the system was removed through this store.
+        """
+        if system.id is None:
+            return system
+        if system.id in self._removed and self._removed[system.id] == system.created_at:
+            raise SystemNotFound(
+                f"system {system.name!r} was removed from the store; add it again, or get "
+                "another system from the store",
+                system=system.name,
+            )
+        newest = self._newest.get(system.id)
+        if newest is not None and newest.revision >= system.revision:
+            return newest
+        self._newest[system.id] = system
+        return system
+
     def system_changed(self, old_name: str, system: ExternalSystem) -> None:
         """Use the updated record ``system`` from now on; retire clients of the old one."""
+        self._newest_record(system)
         entry = self._pools.pop(old_name, None)
         if entry is None:
             return
@@ -105,9 +135,12 @@ class SystemPools:
         if adopted is not None:
             self._pools[system.name] = adopted
 
-    async def system_removed(self, name: str) -> None:
-        """Close the pool of a removed system."""
-        entry = self._pools.pop(name, None)
+    async def system_removed(self, system: ExternalSystem) -> None:
+        """Close the pool of a removed system; its records no longer open clients."""
+        if system.id is not None:
+            self._newest.pop(system.id, None)
+            self._removed[system.id] = system.created_at
+        entry = self._pools.pop(system.name, None)
         if entry is not None:
             await entry.pool.close(timeout=CLOSE_TIMEOUT)
 

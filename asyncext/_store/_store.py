@@ -332,18 +332,21 @@ class SystemStore:
         await self._remove(name, tenant=None)
 
     async def _remove(self, name: str, *, tenant: str | None) -> None:
-        async def delete(db: aiosqlite.Connection) -> None:
+        async def delete(db: aiosqlite.Connection) -> ExternalSystem:
             rows = builtins.list(
-                await db.execute_fetchall("SELECT tenants FROM systems WHERE name = ?", (name,))
+                await db.execute_fetchall(
+                    f"SELECT {SELECT_COLUMNS} FROM systems WHERE name = ?", (name,)
+                )
             )
-            if not rows or not _visible_tenants(rows[0][0], tenant):
+            if not rows or not _visible(rows[0], tenant):
                 raise self._not_found(name, tenant)
             await db.execute("DELETE FROM systems WHERE name = ?", (name,))
+            return system_from_row(rows[0], self._keyring, None)
 
-        await self._write(delete)
+        removed = await self._write(delete)
         logger.info("removed system %r", name)
         if self._pools is not None:
-            await self._pools.system_removed(name)
+            await self._pools.system_removed(removed)
 
     # --- secrets: rotation, export and import --------------------------------------------
 
