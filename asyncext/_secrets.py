@@ -10,12 +10,17 @@ name to a `Secret` (plain strings given there are wrapped on construction). Ever
 from __future__ import annotations
 
 import hmac
+import json
+import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._errors import InvalidSystem
 
 MASK = "**********"
+
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-F]{2}")
 
 OPTION_SECRETS = "secrets"
 """Name of the option that contains a system's secret options, a mapping from name to `Secret`."""
@@ -152,3 +157,23 @@ def split_option_secrets(options: Mapping[str, Any]) -> tuple[dict[str, Any], di
     plain = dict(options)
     secrets = plain.pop(OPTION_SECRETS, None)
     return plain, dict(secrets) if isinstance(secrets, Mapping) else {}
+
+
+def secret_forms(value: str) -> set[str]:
+    """Return the spellings under which ``value`` may appear in an error message or a log.
+
+    Besides the value itself: percent-encoded (RFC 3986, in upper and lower case, and with
+    ``+`` for spaces as HTML forms write it), and escaped as ``repr`` and JSON write it.
+    """
+    encoded = urllib.parse.quote(value, safe="")
+    forms = {
+        value,
+        encoded,
+        _PERCENT_ESCAPE.sub(lambda match: match.group(0).lower(), encoded),
+        urllib.parse.quote_plus(value, safe=""),
+        repr(value)[1:-1],
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+    }
+    forms.discard("")
+    return forms

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import logging
 import time
-import urllib.parse
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ import anyio
 from ._adapters._registry import adapter_for
 from ._errors import AsyncextError, ConnectionFailed, InvalidSystem
 from ._pool import validate_overrides
-from ._secrets import MASK, OPTION_SECRETS, Secret, wrap_option_secrets
+from ._secrets import MASK, OPTION_SECRETS, Secret, secret_forms, wrap_option_secrets
 from ._tasks import CLEANUP_TIMEOUT, run_shielded
 from ._uri import format_system_uri, parse_system_uri
 from ._validation import (
@@ -171,6 +170,9 @@ class ExternalSystem:
         started = time.monotonic()
         error: Exception | None = None
         try:
+            # As in client(): a secret that cannot be decrypted fails the test even for an
+            # adapter that would not use it, because client() would fail the same way.
+            reveal_secrets(self)
             adapter = adapter_for(self.system_type)
             with anyio.move_on_after(timeout) as scope:
                 detail = await adapter.test_connection(self)
@@ -360,12 +362,29 @@ def redact_secrets(text: str, system: ExternalSystem) -> str:
         except AsyncextError:
             continue
 
-    for value in sorted(values, key=len, reverse=True):
-        if len(value) < MIN_REDACTED_LENGTH:
-            continue
-        for form in {value, urllib.parse.quote(value, safe="")}:
-            text = text.replace(form, MASK)
+    forms = {
+        form
+        for value in values
+        if len(value) >= MIN_REDACTED_LENGTH
+        for form in secret_forms(value)
+    }
+    # Longest first, so that a form containing another is masked whole.
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, MASK)
     return text
+
+
+def error_chain_text(exc: BaseException) -> str:
+    """Return the messages and arguments of ``exc`` and every exception chained to it."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        parts.append(describe_error(current))
+        parts.append(repr(current.args))
+        current = current.__cause__ or current.__context__
+    return "\n".join(parts)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -391,14 +410,14 @@ async def open_client(system: ExternalSystem) -> Any:
         raise
     except Exception as exc:
         # The adapter may come from another package, and its error may quote a credential.
-        described = describe_error(exc)
-        reason = redact_secrets(described, system)
+        reason = redact_secrets(describe_error(exc), system)
         error = ConnectionFailed(
             f"cannot connect to system {system.name!r} ({system.system_type}): {reason}; "
             "check its host, port and credentials",
             system=system.name,
         )
-        if reason != described:
+        chain = error_chain_text(exc)
+        if redact_secrets(chain, system) != chain:
             # A traceback would print the chained error, secret and all, so it is left out.
             raise error from None
         raise error from exc

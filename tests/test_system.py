@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
+import urllib.parse
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -340,3 +342,88 @@ async def test_connection_report_keeps_error() -> None:
     assert failed.error is original
     assert isinstance(timed_out.error, ConnectionTestTimeout)
     assert succeeded.error is None
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "{value}",
+        "{percent}",
+        "{percent_lower}",
+        "{plus}",
+        "{repr}",
+    ],
+)
+async def test_client_error_masks_secret_spellings(spelling: str) -> None:
+    """A foreign error quoting the password in any usual spelling is masked."""
+
+    value = "Weird pass+/%!\n2"
+    percent = urllib.parse.quote(value, safe="")
+    forms = {
+        "value": value,
+        "percent": percent,
+        "percent_lower": re.sub("%[0-9A-F]{2}", lambda match: match.group(0).lower(), percent),
+        "plus": urllib.parse.quote_plus(value, safe=""),
+        "repr": repr(value)[1:-1],
+    }
+    quoted = spelling.format(**forms)
+    register_secret(quoted)
+    RecordingAdapter.fail_with = RuntimeError(f"login refused for {quoted}")
+
+    with pytest.raises(ConnectionFailed) as caught:
+        async with make_system(password=value).client():
+            pass
+
+    assert quoted not in str(caught.value)
+    assert caught.value.__cause__ is None
+
+
+async def test_client_error_chain_with_secret_dropped() -> None:
+    """A secret in a chained cause keeps the whole chain out of the error."""
+    try:
+        try:
+            raise ValueError("token wrong-token-777 rejected")
+        except ValueError as inner:
+            raise RuntimeError("login failed") from inner
+    except RuntimeError as outer:
+        RecordingAdapter.fail_with = outer
+    system = make_system(options={"secrets": {"token": "wrong-token-777"}})
+
+    with pytest.raises(ConnectionFailed) as caught:
+        async with system.client():
+            pass
+
+    assert caught.value.__cause__ is None
+    assert "login failed" in str(caught.value)
+
+
+async def test_connection_report_fails_on_undecryptable_secret(tmp_path: Path) -> None:
+    """A secret that cannot be decrypted fails the test, as client() would fail."""
+    from asyncext import EncryptionKeyError, generate_key
+
+    path = tmp_path / "systems.db"
+    async with SystemStore(path, key=generate_key()) as store:
+        await store.add("recorder", "test-recording", password="hunter22")
+    async with SystemStore(path, key=generate_key()) as store:
+        system = await store.get("recorder")
+        report = await system.test_connection()
+
+    assert report.ok is False
+    assert isinstance(report.error, EncryptionKeyError)
+    assert "recorder" in report.detail
+
+
+@pytest.mark.parametrize("password", ["", "a", "abc"])
+async def test_client_error_keeps_short_secret_text(password: str) -> None:
+    """Passwords shorter than four characters do not turn error text into asterisks."""
+    RecordingAdapter.fail_with = RuntimeError("a bad answer from abc server")
+    system = make_system(password=password)
+
+    with pytest.raises(ConnectionFailed) as caught:
+        async with system.client():
+            pass
+    report = await system.test_connection()
+
+    assert "a bad answer from abc server" in str(caught.value)
+    assert "*" not in str(caught.value)
+    assert "a bad answer from abc server" in report.detail
