@@ -73,7 +73,7 @@ class ExternalSystem:
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
-    # Set by the store on the records it returns; dataclasses.replace() leaves it unset, so an
+    # Set by the store on the records it returns. dataclasses.replace() leaves it unset, so an
     # edited copy never borrows a pooled client built from the stored credentials.
     _client_source: ClientSource | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -162,7 +162,7 @@ class ExternalSystem:
     async def test_connection(self, timeout: float = 10.0) -> ConnectionReport:
         """Open a fresh client, check it and close it, bypassing any pool.
 
-        Never raises for a failure to connect: the report says ``ok=False`` and why.
+        Never raises for a failure to connect: the report has ``ok=False`` and the reason.
 
         Args:
             timeout: seconds for the whole test, connection and cleanup included.
@@ -212,7 +212,7 @@ class ConnectionReport:
     elapsed: float
     """Seconds the test took."""
     detail: str
-    """What the adapter reported on success, or why the test failed."""
+    """The adapter's detail line on success, or the reason for the failure."""
     error: Exception | None = field(default=None, repr=False, compare=False)
     """The exception that made the test fail, for callers that react to its type.
 
@@ -302,7 +302,7 @@ def _check_secret_text(name: str, where: str, secret: Secret) -> None:
 
 
 def _validate_pool_overrides(name: str, overrides: object) -> None:
-    """Raise `InvalidSystem` unless ``options["pool"]`` holds valid `PoolOptions` fields.
+    """Raise `InvalidSystem` unless ``options["pool"]`` contains valid `PoolOptions` fields.
 
     Each value is judged on its own; whether it fits the store's options, such as
     ``min_size`` against the store's ``max_size``, shows when the pool is built.
