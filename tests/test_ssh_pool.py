@@ -266,6 +266,31 @@ async def test_fifteen_commands_share_connections(tmp_path: Path, sshd: SSHServe
     assert results == [str(number) for number in range(15)]
 
 
+async def test_commands_share_one_session_slot(
+    tmp_path: Path, start_sshd: Callable[..., SSHServer]
+) -> None:
+    """Commands in quick succession on one connection all run under MaxSessions 1.
+
+    sshd may still count a channel that the client has just closed, so a refusal while none
+    of the connection's channels is open must be retried rather than raised.
+    """
+    server = start_sshd(MaxSessions="1")
+    options = PoolOptions(max_size=1, max_leases=8)
+    async with SystemStore(tmp_path / "single.db", pool=options) as store:
+        system = await add(store, server, "ssh")
+
+        async def command(number: int) -> str:
+            async with system.client() as connection:
+                result = await connection.run(f"echo {number}", check=True)
+                return str(result.stdout).strip()
+
+        for _ in range(3):
+            results = await asyncio.wait_for(
+                asyncio.gather(*(command(number) for number in range(8))), 60
+            )
+            assert results == [str(number) for number in range(8)]
+
+
 async def test_channel_refusal_sends_holders_elsewhere(tmp_path: Path, sshd: SSHServer) -> None:
     """After sshd refuses an eleventh channel, that connection serves ten and others get more."""
     options = PoolOptions(max_size=2, max_leases=12)

@@ -39,6 +39,10 @@ moment rather than spinning.
 """
 
 
+_IDLE_REFUSAL_RETRIES = 5
+"""Retries of a channel refused while none of ours is open, before the refusal is raised."""
+
+
 class ChannelSlots:
     """Counter of a connection's open session channels that delays new ones at the learned limit."""
 
@@ -75,9 +79,17 @@ class ChannelSlots:
             except asyncssh.ChannelOpenError as exc:
                 others = self._open - 1
                 self._release()
-                if exc.code not in _LIMIT_CODES or others == 0:
+                if exc.code not in _LIMIT_CODES:
                     raise
                 refusals += 1
+                if others == 0:
+                    # With no channel of ours open, the server still counts one that closed a
+                    # moment ago, or it refuses sessions altogether. Only the first case
+                    # passes with a short wait, and only on a connection that had channels.
+                    if self._max_open == 0 or refusals > _IDLE_REFUSAL_RETRIES:
+                        raise
+                    await asyncio.sleep(_REFUSAL_BACKOFF * refusals)
+                    continue
                 self._learn_limit(others)
                 if self._has_free_slot():
                     await asyncio.sleep(_REFUSAL_BACKOFF * min(refusals, 10))
