@@ -113,6 +113,68 @@ async def test_pool_all_idle_dead_recover_fast() -> None:
     assert stats.failed_checks == 10
 
 
+async def test_pool_hanging_check_moves_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An acquire whose check hangs gets a new client after the check's bound."""
+    monkeypatch.setattr(asyncext._pool._calls, "CHECK_TIMEOUT", 0.05)
+    service = FakeService()
+    async with service.pool(check_interval=0, acquire_timeout=30) as pool:
+        async with pool.acquire() as first:
+            pass
+        service.check_delay = 60
+
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with pool.acquire() as second:
+            elapsed = loop.time() - started
+        stats = pool.stats()
+    assert second is not first
+    assert first.destroyed
+    assert elapsed < 1.0
+    assert stats.failed_checks == 1
+
+
+async def test_pool_check_bounded_by_create_timeout() -> None:
+    """A create_timeout shorter than the check bound lowers the bound to it."""
+    service = FakeService()
+    options = {"check_interval": 0, "acquire_timeout": 30, "create_timeout": 0.05}
+    async with service.pool(**options) as pool:
+        async with pool.acquire() as first:
+            pass
+        service.check_delay = 60
+
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with pool.acquire() as second:
+            elapsed = loop.time() - started
+    assert second is not first
+    assert elapsed < 1.0
+
+
+async def test_pool_all_idle_checks_hang(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ten idle clients whose checks hang, a fresh client comes after one bound."""
+    monkeypatch.setattr(asyncext._pool._calls, "CHECK_TIMEOUT", 0.1)
+    service = FakeService()
+    async with service.pool(check_interval=0, acquire_timeout=30) as pool:
+        async with pool.acquire():  # noqa: SIM117 - ten clients held at once
+            async with pool.acquire(), pool.acquire(), pool.acquire(), pool.acquire():
+                async with pool.acquire(), pool.acquire(), pool.acquire(), pool.acquire():
+                    async with pool.acquire():
+                        pass
+        stale = list(service.created)
+        service.check_delay = 60
+
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with pool.acquire() as fresh:
+            elapsed = loop.time() - started
+        await wait_until(lambda: all(client.destroyed for client in stale))
+        stats = pool.stats()
+    assert len(stale) == 10
+    assert fresh not in stale
+    assert elapsed < 0.5  # the ten checks one after another take 1 s
+    assert stats.failed_checks == 10
+
+
 async def test_pool_failed_check_keeps_healthy_peers() -> None:
     """Idle clients rechecked after a peer failed return to service when they pass."""
     service = FakeService()

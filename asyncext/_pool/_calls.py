@@ -28,6 +28,14 @@ SWEEP_INTERVAL_MAX = 60.0
 SWEEP_INTERVAL_MIN = 0.005
 """Minimum pause between two sweeps, so that a tiny ``max_idle`` cannot spin the loop."""
 
+CHECK_TIMEOUT = 5.0
+"""Maximum seconds a health check may take before it counts as failed.
+
+A check is one round trip on an open connection, so a check that takes seconds means a
+dead or stalled server, and a new client serves the caller sooner. `check_timeout` lowers
+the bound to ``create_timeout`` when that is shorter.
+"""
+
 
 def describe(exc: BaseException) -> str:
     """Return ``Type: message`` for a foreign exception, the message alone for ours."""
@@ -40,6 +48,17 @@ def describe(exc: BaseException) -> str:
 def describe_cause(error: BaseException) -> str:
     """Return what went wrong, without the wrapping message of a translated error."""
     return describe(error.__cause__ if error.__cause__ is not None else error)
+
+
+def check_timeout(create_timeout: float) -> float:
+    """Return the bound of one health check, in seconds, for a pool's ``create_timeout``.
+
+    A check may take no longer than creating a client may, because a client that cannot
+    answer within that time is worth less than a new one.
+    """
+    if create_timeout:
+        return min(CHECK_TIMEOUT, create_timeout)
+    return CHECK_TIMEOUT
 
 
 def backoff_delay(failures: int) -> float:
@@ -110,9 +129,9 @@ def _abandon(task: asyncio.Future[Any], on_late_client: Callable[[Any], None]) -
 
 
 async def run_check(
-    check: Callable[[Any], Awaitable[bool]], client: Any, timeout: float | None
+    check: Callable[[Any], Awaitable[bool]], client: Any, timeout: float
 ) -> str | None:
-    """Run ``check(client)`` for at most ``timeout`` seconds (None: no bound).
+    """Run ``check(client)`` for at most ``timeout`` seconds.
 
     Returns:
         None when the client is healthy, else why it is not, as a clause for a log line.

@@ -40,7 +40,8 @@ class ClientPool(PoolCheckout[ClientT]):
         destroy: coroutine function that releases a client. It runs shielded from
             cancellation and bounded by ``CLEANUP_TIMEOUT`` seconds.
         check: coroutine function that returns whether a client still works. A false
-            result or an exception destroys the client.
+            result, an exception, or a check that does not finish within 5 s (or
+            ``create_timeout`` if that is shorter) destroys the client.
         options: sizes, timeouts and retirement rules.
         name: names the pool in log lines, messages and ``repr``.
         lease_limit: for shared clients (``max_leases > 1``), returns how many holders a
@@ -92,8 +93,9 @@ class ClientPool(PoolCheckout[ClientT]):
 
         ``async with pool.acquire() as client:`` takes an idle client, creates one when there
         is room, or waits for one. When the block ends, the client goes back to the pool. An
-        idle client unused for ``check_interval`` seconds is checked first. One that fails is
-        destroyed and the next one tried, all within ``acquire_timeout``.
+        idle client unused for ``check_interval`` seconds is checked first. One that fails
+        its check, or whose check does not finish within the check's bound, is destroyed
+        and another idle or new client tried, all within ``acquire_timeout``.
 
         Raises:
             PoolTimeout: no client within ``acquire_timeout``, or ``max_waiting`` acquires

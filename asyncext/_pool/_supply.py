@@ -22,6 +22,7 @@ from ._calls import (
     SWEEP_INTERVAL_MAX,
     SWEEP_INTERVAL_MIN,
     backoff_delay,
+    check_timeout,
     create_client,
     describe,
     describe_cause,
@@ -256,11 +257,12 @@ class PoolSupply(PoolState[ClientT]):
         """
         assert self._loop is not None and self._check is not None
         entry.state = CHECKING
+        # A check that hangs counts as failed after its own bound, so that the caller moves
+        # on to another client within its deadline instead of waiting for this one.
         remaining = deadline - self._loop.time()
+        timeout = min(check_timeout(self._options.create_timeout), max(remaining, 0))
         try:
-            failure = await run_check(
-                self._check, entry.client, None if remaining == math.inf else max(remaining, 0)
-            )
+            failure = await run_check(self._check, entry.client, timeout)
         except asyncio.CancelledError:
             entry.leases -= 1
             self._discard_nowait(entry, reason="its acquire was cancelled during its check")
@@ -312,7 +314,7 @@ class PoolSupply(PoolState[ClientT]):
     async def _recheck(self, suspects: list[PooledClient]) -> None:
         assert self._check is not None
         check = self._check
-        timeout = self._options.create_timeout or CLEANUP_TIMEOUT
+        timeout = check_timeout(self._options.create_timeout)
         try:
             failures = await asyncio.gather(
                 *(run_check(check, entry.client, timeout) for entry in suspects)
