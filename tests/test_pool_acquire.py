@@ -8,9 +8,18 @@ import logging
 import statistics
 
 import pytest
-from test_pool_support import FakeClient, FakeService, hold, wait_until
+from test_pool_support import (
+    THREAD_SHAPES,
+    FakeClient,
+    FakeService,
+    ThreadService,
+    hold,
+    wait_until,
+    within,
+)
 
-from asyncext import ClientPool, ConnectionFailed, EncryptionKeyError, PoolOptions, PoolTimeout
+import asyncext._pool._calls
+from asyncext import ConnectionFailed, EncryptionKeyError, PoolTimeout
 
 
 async def test_pool_acquire_reuses_client() -> None:
@@ -240,13 +249,80 @@ async def test_pool_create_timeout() -> None:
     """A create slower than create_timeout fails as ConnectionFailed naming the option."""
     service = FakeService()
     service.create_delay = 60
-    async with service.pool(create_timeout=0.05, acquire_timeout=5) as pool:
-        with pytest.raises(ConnectionFailed, match="create_timeout"):
+    pool = service.pool(create_timeout=0.05, acquire_timeout=5)
+    with pytest.raises(ConnectionFailed, match="create_timeout"):
+        async with pool.acquire():
+            pass
+    during = pool.stats()
+    await within(pool.close(timeout=0.05))
+    after = pool.stats()
+    assert during.size == 1  # the slow create keeps its place until it ends
+    assert during.create_errors == 1
+    assert after.size == 0
+
+
+@pytest.mark.parametrize("shape", THREAD_SHAPES)
+async def test_pool_create_timeout_thread_keeps_place(shape: str) -> None:
+    """Creates in worker threads that time out keep their place until their client is
+    destroyed, so no more than max_size clients ever exist."""
+    service = ThreadService(shape)
+    async with service.pool(max_size=2, create_timeout=0.05, acquire_timeout=0.3) as pool:
+
+        async def attempt() -> BaseException | None:
+            try:
+                async with pool.acquire():
+                    return None
+            except Exception as exc:
+                return exc
+
+        results = await within(asyncio.gather(*(attempt() for _ in range(20))))
+        calls_while_stuck = service.calls
+        service.finish()
+        await wait_until(lambda: len(service.destroyed) == service.calls)
+        async with pool.acquire() as client:
+            pass
+    assert all(isinstance(result, (ConnectionFailed, PoolTimeout)) for result in results)
+    assert calls_while_stuck == 2
+    assert service.peak <= 2
+    assert client == 3  # made after the two late clients were destroyed
+    assert service.alive == set()
+
+
+async def test_pool_late_client_destroyed() -> None:
+    """A client that create returns after its timeout is destroyed, not handed out."""
+    service = FakeService()
+    service.create_gate = asyncio.Event()
+    async with service.pool(create_timeout=0.01, acquire_timeout=5) as pool:
+        with pytest.raises(ConnectionFailed):
             async with pool.acquire():
                 pass
+        size_while_creating = pool.stats().size
+        service.create_gate.set()
+        await wait_until(lambda: len(service.destroyed) == 1)
         stats = pool.stats()
-    assert stats.size == 0
-    assert stats.create_errors == 1
+    assert size_while_creating == 1
+    assert service.destroyed == service.created
+    assert (stats.size, stats.created, stats.destroyed) == (0, 1, 1)
+
+
+async def test_pool_hung_create_cancelled_after_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A create that hangs past create_timeout is cancelled after the grace period, which
+    frees its place for a new create."""
+    monkeypatch.setattr(asyncext._pool._calls, "CREATE_GRACE_MIN", 0.1)
+    service = FakeService()
+    service.create_gate = asyncio.Event()
+    async with service.pool(max_size=1, create_timeout=0.05, acquire_timeout=5) as pool:
+        with pytest.raises(ConnectionFailed):
+            async with pool.acquire():
+                pass
+        size_while_creating = pool.stats().size
+        await wait_until(lambda: pool.stats().size == 0)
+        service.create_gate.set()
+        async with pool.acquire() as client:
+            pass
+    assert size_while_creating == 1
+    assert service.created == [client]
+    assert service.create_calls == 2
 
 
 async def test_pool_timeout_names_last_create_error() -> None:
@@ -267,34 +343,6 @@ async def test_pool_timeout_names_last_create_error() -> None:
         service.create_gate.set()
         release.set()
         await holder
-
-
-async def test_pool_late_client_destroyed() -> None:
-    """A client that create returns after its timeout is destroyed, not leaked."""
-    created: list[FakeClient] = []
-    destroyed: list[FakeClient] = []
-    finish = asyncio.Event()
-
-    async def stubborn_create() -> FakeClient:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            await finish.wait()  # ignores the cancellation and completes
-        client = FakeClient(1)
-        created.append(client)
-        return client
-
-    async def destroy(client: FakeClient) -> None:
-        destroyed.append(client)
-
-    options = PoolOptions(create_timeout=0.01, acquire_timeout=5)
-    async with ClientPool(stubborn_create, destroy, options=options, name="late") as pool:
-        with pytest.raises(ConnectionFailed):
-            async with pool.acquire():
-                pass
-        finish.set()
-        await wait_until(lambda: len(destroyed) == 1)
-    assert destroyed == created
 
 
 async def test_pool_lease_entered_twice() -> None:

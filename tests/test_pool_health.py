@@ -8,7 +8,7 @@ import itertools
 import logging
 
 import pytest
-from test_pool_support import FakeClient, FakeService, messages, wait_until
+from test_pool_support import FakeClient, FakeService, messages, wait_until, within
 
 import asyncext._pool._calls
 from asyncext import ClientPool, ConnectionFailed, PoolClosed, PoolOptions, PoolTimeout
@@ -387,11 +387,15 @@ async def test_pool_open_wait_fails_early() -> None:
 
 
 async def test_pool_open_wait_timeout() -> None:
-    """open(wait=True) raises PoolTimeout when min_size is not reached in time."""
+    """open(wait=True) raises PoolTimeout when min_size is not reached in time, and the
+    pool it closes destroys the client whose create ends during the close."""
     service = FakeService()
     service.create_gate = asyncio.Event()
     pool = service.pool(min_size=1)
-    with pytest.raises(PoolTimeout, match="min_size=1"):
-        await pool.open(wait=True, timeout=0.05)
+    opening = asyncio.create_task(pool.open(wait=True, timeout=0.05))
+    await wait_until(lambda: " closing:" in repr(pool))
     service.create_gate.set()
-    await pool.close()
+    with pytest.raises(PoolTimeout, match="min_size=1"):
+        await within(opening)
+    assert len(service.created) == 1
+    assert service.alive == 0

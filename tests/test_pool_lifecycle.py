@@ -7,7 +7,17 @@ import gc
 import logging
 
 import pytest
-from test_pool_support import FakeClient, FakeService, hold, messages, wait_until
+from test_pool_support import (
+    CREATE_SHAPES,
+    THREAD_SHAPES,
+    FakeClient,
+    FakeService,
+    ThreadService,
+    hold,
+    messages,
+    wait_until,
+    within,
+)
 
 from asyncext import ClientPool, PoolClosed, PoolOptions
 
@@ -105,8 +115,30 @@ async def test_pool_close_timeout_destroys_busy(caplog: pytest.LogCaptureFixture
     assert any("still in use" in line for line in messages(caplog.records, logging.WARNING))
 
 
+@pytest.mark.parametrize("shape", CREATE_SHAPES)
+async def test_pool_close_waits_for_create(shape: str) -> None:
+    """close() lets a create that cancelling would not stop finish, and destroys its client."""
+    service = ThreadService(shape)
+    pool = service.pool(max_size=2)
+    acquiring = asyncio.create_task(pool.acquire().__aenter__())
+    await wait_until(lambda: service.calls == 1)
+
+    closing = asyncio.create_task(pool.close(timeout=5))
+    with pytest.raises(PoolClosed):
+        await within(acquiring)
+    closed_before_create_ended = closing.done()
+    service.finish()
+    await within(closing)
+    stats = pool.stats()
+    assert not closed_before_create_ended
+    assert service.made == 1
+    assert service.alive == set()
+    assert service.peak == 1
+    assert (stats.size, stats.created, stats.destroyed) == (0, 1, 1)
+
+
 async def test_pool_close_destroys_late_client() -> None:
-    """A client whose creation finishes after close() is destroyed when it arrives."""
+    """A create cancelled by close() that returns a client all the same has it destroyed."""
     gate = asyncio.Event()
     created: list[FakeClient] = []
     destroyed: list[FakeClient] = []
@@ -117,8 +149,7 @@ async def test_pool_close_destroys_late_client() -> None:
         try:
             await gate.wait()
         except asyncio.CancelledError:
-            # Like a connect running in a worker thread, it cannot be interrupted.
-            await gate.wait()
+            await gate.wait()  # ignores the cancellation and completes
         client = FakeClient(1)
         created.append(client)
         return client
@@ -128,22 +159,29 @@ async def test_pool_close_destroys_late_client() -> None:
 
     pool = ClientPool(create, destroy, options=PoolOptions(min_size=1), name="late")
     await pool.open()
-    await started.wait()
-    await asyncio.wait_for(pool.close(), 1)
+    await within(started.wait())
+    await within(pool.close(timeout=0.05))
     gate.set()
     await wait_until(lambda: len(destroyed) == 1)
     assert destroyed == created
 
 
-async def test_pool_close_cancels_create() -> None:
-    """close() cancels a create in flight instead of waiting for it."""
+async def test_pool_close_cancels_create_after_timeout() -> None:
+    """close() cancels a create still running at the end of its timeout."""
     service = FakeService()
     service.create_gate = asyncio.Event()
     pool = service.pool(min_size=1)
     await pool.open()
-    await service.create_started.wait()
-    await asyncio.wait_for(pool.close(timeout=30), 1)
+    await within(service.create_started.wait())
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await within(pool.close(timeout=0.05))
+    elapsed = loop.time() - started
+    stats = pool.stats()
+    assert elapsed < 1.0
     assert service.alive == 0
+    assert stats.size == 0
 
 
 async def test_pool_expire_idle_now_busy_later() -> None:
@@ -184,6 +222,26 @@ async def test_pool_expire_during_create() -> None:
         await asyncio.gather(holder, return_exceptions=True)
     assert service.created[0].destroyed
     assert got[0] is service.created[1]
+
+
+@pytest.mark.parametrize("shape", THREAD_SHAPES)
+async def test_pool_expire_during_thread_create(shape: str) -> None:
+    """A client made in a worker thread that was started before expire() is destroyed."""
+    service = ThreadService(shape)
+    release = asyncio.Event()
+    got: list[int] = []
+    async with service.pool(max_size=1) as pool:
+        holder = asyncio.create_task(hold(pool, release, got))
+        await wait_until(lambda: service.calls == 1)
+        pool.expire()
+        service.finish()
+        await wait_until(lambda: service.destroyed == [1] and got == [2])
+        release.set()
+        await within(holder)
+        stats = pool.stats()
+    assert service.peak == 1
+    assert service.alive == set()
+    assert (stats.created, stats.destroyed) == (2, 1)
 
 
 async def test_pool_discard_held(caplog: pytest.LogCaptureFixture) -> None:

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import pytest
 
 from asyncext import ClientPool, PoolOptions
+
+T = TypeVar("T")
+
+TEST_DEADLINE = 15.0
+"""Seconds a pool test may run before `bounded_test` cancels its tasks and fails it."""
 
 
 class FakeClient:
@@ -80,6 +89,76 @@ class FakeService:
         )
 
 
+THREAD_SHAPES = ["to_thread", "shielded_executor", "anyio_thread"]
+"""Ways a create runs blocking work in a worker thread; cancelling each drops its result."""
+
+CREATE_SHAPES = [*THREAD_SHAPES, "shielded_coroutine"]
+"""`THREAD_SHAPES`, and a coroutine that keeps running under `asyncio.shield` when its
+create is cancelled."""
+
+
+class ThreadService:
+    """Makes clients the way a blocking driver does, in a worker thread, and records how
+    many are alive at once.
+
+    Each create blocks until the test calls `finish`. ``shape`` names how the create
+    awaits its work: one of `CREATE_SHAPES`.
+    """
+
+    def __init__(self, shape: str) -> None:
+        self.shape = shape
+        self.calls = 0
+        self.made = 0
+        self.peak = 0
+        self.alive: set[int] = set()
+        self.destroyed: list[int] = []
+        self._lock = threading.Lock()
+        self._thread_gate = threading.Event()
+        self._loop_gate = asyncio.Event()
+
+    def finish(self) -> None:
+        """Let every create, running or still to come, make its client."""
+        self._thread_gate.set()
+        self._loop_gate.set()
+
+    def connect(self) -> int:
+        """Make a client in a worker thread, once `finish` is called (at most 5 s)."""
+        self._thread_gate.wait(5)
+        return self._make()
+
+    async def connect_in_loop(self) -> int:
+        await self._loop_gate.wait()
+        return self._make()
+
+    def _make(self) -> int:
+        with self._lock:
+            self.made += 1
+            self.alive.add(self.made)
+            self.peak = max(self.peak, len(self.alive))
+            return self.made
+
+    async def create(self) -> int:
+        self.calls += 1
+        if self.shape == "to_thread":
+            return await asyncio.to_thread(self.connect)
+        if self.shape == "shielded_executor":
+            loop = asyncio.get_running_loop()
+            return await asyncio.shield(loop.run_in_executor(None, self.connect))
+        if self.shape == "anyio_thread":
+            return await anyio.to_thread.run_sync(self.connect)
+        assert self.shape == "shielded_coroutine"
+        return await asyncio.shield(self.connect_in_loop())
+
+    async def destroy(self, client: int) -> None:
+        with self._lock:
+            self.alive.discard(client)
+            self.destroyed.append(client)
+
+    def pool(self, **options: Any) -> ClientPool[int]:
+        """Return a pool named 'threads' over this service."""
+        return ClientPool(self.create, self.destroy, options=PoolOptions(**options), name="threads")
+
+
 async def wait_until(condition: Callable[[], bool], timeout: float = 1.0) -> None:
     """Yield to the loop until ``condition()`` holds; fail after ``timeout`` seconds."""
     loop = asyncio.get_running_loop()
@@ -104,3 +183,42 @@ def messages(records: list[logging.LogRecord], level: int) -> list[str]:
         for record in records
         if record.name == "asyncext.pool" and record.levelno == level
     ]
+
+
+async def within(awaitable: Awaitable[T], seconds: float = 2.0) -> T:
+    """Return ``await awaitable``; fail the test if it takes longer than ``seconds``.
+
+    Unlike `asyncio.wait_for`, it cannot mistake a `PoolTimeout` raised by the awaitable,
+    which is a `TimeoutError` too, for its own timeout.
+    """
+    task = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait((task,), timeout=seconds)
+    if not done:
+        task.cancel()
+        raise AssertionError(f"{awaitable!r} did not finish within {seconds} s")
+    return task.result()
+
+
+@pytest.fixture(autouse=True)
+async def bounded_test() -> AsyncIterator[None]:
+    """Cancel every task of a test still running after `TEST_DEADLINE` seconds, and fail it.
+
+    A pool that loses a waiter's future leaves the waiter with no timer to end its wait, so
+    without this bound such a test would hang the suite instead of failing. Each test
+    module imports this fixture, which is how pytest finds an autouse fixture outside a
+    conftest.
+    """
+    loop = asyncio.get_running_loop()
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+
+    timer = loop.call_later(TEST_DEADLINE, expire)
+    yield
+    timer.cancel()
+    if expired:
+        pytest.fail(f"the test ran longer than {TEST_DEADLINE} s: one of its waits never ended")

@@ -28,6 +28,9 @@ SWEEP_INTERVAL_MAX = 60.0
 SWEEP_INTERVAL_MIN = 0.005
 """Minimum pause between two sweeps, so that a tiny ``max_idle`` cannot spin the loop."""
 
+CREATE_GRACE_MIN = 10.0
+"""Minimum seconds a create that timed out may go on running before it is cancelled."""
+
 CHECK_TIMEOUT = 5.0
 """Maximum seconds a health check may take before it counts as failed.
 
@@ -71,42 +74,33 @@ def backoff_delay(failures: int) -> float:
     return ceiling * (0.5 + random.random() / 2)
 
 
-async def create_client(
-    create: Callable[[], Awaitable[Any]],
-    *,
-    timeout: float,
-    pool_name: str,
-    on_late_client: Callable[[Any], None],
-) -> Any:
-    """Return ``await create()``, bounded by ``timeout`` seconds (0: no bound).
+def start_create(create: Callable[[], Awaitable[Any]]) -> asyncio.Task[Any]:
+    """Start ``create()`` in a task of its own, which the pool can stop waiting for without
+    cancelling it.
 
-    A client that ``create`` returns after it was given up on (timeout or cancellation)
-    goes to ``on_late_client``, so that it can be destroyed rather than leaked.
+    The call happens inside the task, so that an exception raised by ``create`` before its
+    first await ends the task like any other create error.
+    """
+
+    async def call() -> Any:
+        return await create()
+
+    return asyncio.ensure_future(call())
+
+
+def create_result(task: asyncio.Task[Any], pool_name: str) -> Any:
+    """Return the client of a finished create task.
 
     Raises:
-        ConnectionFailed: ``create`` raised, timed out or was cancelled on its own; the
-            original exception is chained.
+        ConnectionFailed: ``create`` raised or was cancelled on its own; the original
+            exception is chained.
         AsyncextError: raised by ``create`` itself, passed through unchanged.
     """
-    task = asyncio.ensure_future(create())
-    try:
-        done, _ = await asyncio.wait((task,), timeout=timeout or None)
-    except asyncio.CancelledError:
-        _abandon(task, on_late_client)
-        raise
-
-    if not done:
-        _abandon(task, on_late_client)
-        raise ConnectionFailed(
-            f"creating a client for pool {pool_name!r} timed out after {timeout:g} s "
-            "(create_timeout); check that the server is reachable, or raise create_timeout"
-        ) from TimeoutError(f"create() did not return within {timeout:g} s")
     if task.cancelled():
         raise ConnectionFailed(
             f"creating a client for pool {pool_name!r} failed: the create function was "
             "cancelled from inside"
         )
-
     error = task.exception()
     if error is None:
         return task.result()
@@ -117,7 +111,29 @@ async def create_client(
     ) from error
 
 
-def _abandon(task: asyncio.Future[Any], on_late_client: Callable[[Any], None]) -> None:
+def create_timed_out(pool_name: str, timeout: float) -> ConnectionFailed:
+    """Return the error for a create that did not finish within ``create_timeout``."""
+    error = ConnectionFailed(
+        f"creating a client for pool {pool_name!r} timed out after {timeout:g} s "
+        "(create_timeout); check that the server is reachable, or raise create_timeout"
+    )
+    error.__cause__ = TimeoutError(f"create() did not return within {timeout:g} s")
+    return error
+
+
+def create_grace(create_timeout: float) -> float:
+    """Return how long a create that timed out may go on running before it is cancelled.
+
+    Cancelling a create whose work runs in a worker thread does not stop the thread, and
+    asyncio then drops the client the thread returns. The grace lets such a create
+    finish, so that its client can be destroyed, and still ends a create that hangs.
+    """
+    return max(create_timeout, CREATE_GRACE_MIN)
+
+
+def abandon(task: asyncio.Future[Any], on_late_client: Callable[[Any], None]) -> None:
+    """Cancel a task; if it returns a client all the same, pass it to ``on_late_client``."""
+
     def collect(finished: asyncio.Future[Any]) -> None:
         if finished.cancelled():
             return
@@ -140,11 +156,11 @@ async def run_check(
     try:
         done, _ = await asyncio.wait((task,), timeout=timeout)
     except asyncio.CancelledError:
-        _abandon(task, _ignore)
+        abandon(task, _ignore)
         raise
 
     if not done:
-        _abandon(task, _ignore)
+        abandon(task, _ignore)
         return f"its health check did not finish within {timeout:g} s"
     if task.cancelled():
         return "its health check was cancelled"

@@ -136,7 +136,8 @@ class PoolStats:
     """A snapshot of a `ClientPool`'s state and of its counters since it was created."""
 
     size: int
-    """Clients that exist now: idle, in use, being checked, created or destroyed."""
+    """Clients that exist now: idle, in use, being checked, created or destroyed, and
+    creates given up on that still run."""
     idle: int
     """Clients ready to be handed out."""
     in_use: int

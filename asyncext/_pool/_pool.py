@@ -32,6 +32,19 @@ class ClientPool(PoolCheckout[ClientT]):
     counting those being created and destroyed. Waiters are served first come, first
     served, because a returned client goes straight to the oldest waiter.
 
+    A create keeps its place in ``max_size`` from its start until its task has ended, also
+    after the pool gave up on it, and a client it returns after that is destroyed. The
+    pool gives up on a create slower than ``create_timeout``, whose waiter then gets the
+    error at once, and on every create in flight when `close` or `expire` is called. The
+    pool cancels a create that timed out only after a grace period of ``create_timeout``
+    seconds, 10 s at least, and `close` cancels the creates still running at the end of
+    its timeout, so that a create that hangs cannot keep its place forever.
+
+    NOTE: cancelling a create whose work runs in a worker thread (``asyncio.to_thread``,
+    ``loop.run_in_executor`` even under ``asyncio.shield``, ``anyio.to_thread.run_sync``)
+    does not stop the thread, and asyncio drops the client that the thread returns. Such a
+    create must end within the bounds above, or its client is never destroyed.
+
     The pool belongs to the event loop it is opened in, and is not thread-safe.
 
     Args:
@@ -114,8 +127,8 @@ class ClientPool(PoolCheckout[ClientT]):
 
         Args:
             wait: return only once ``min_size`` clients exist. If a create fails first,
-                the pool closes again, so that nothing keeps running, and the error is
-                raised.
+                or ``timeout`` passes, the pool closes again with `close`, so that nothing
+                keeps running, and the error is raised.
             timeout: seconds to wait for ``min_size`` clients when ``wait`` is true.
 
         Raises:
@@ -134,9 +147,10 @@ class ClientPool(PoolCheckout[ClientT]):
         """Stop the pool: fail waiting and new acquires with `PoolClosed`, destroy clients.
 
         Idle clients are destroyed at once, clients in use when they come back or, if
-        still in use after ``timeout`` seconds, then. Creates in flight are cancelled, and
-        a client whose creation finishes all the same is destroyed. Closing a closed pool
-        does nothing.
+        still in use after ``timeout`` seconds, then. Creates in flight may run until then,
+        and the clients they return are destroyed. Creates still running after
+        ``timeout`` are cancelled, and a client that one returns all the same is destroyed
+        too. Closing a closed pool does nothing.
         """
         if self._state is CLOSED:
             return
@@ -320,9 +334,8 @@ class ClientPool(PoolCheckout[ClientT]):
             self._waiters.close()
             self._signal_fill(self._closed_error())
 
-            # Stop creates and rechecks. A create that completes all the same, such as one
-            # blocked in a worker thread, has its client destroyed when it does.
-            for task in self._workers:
+            # Stop rechecks at once, because their clients are destroyed anyway.
+            for task in self._rechecks:
                 task.cancel()
 
             # Retire every client: idle ones now, the others when they come back.
@@ -334,12 +347,16 @@ class ClientPool(PoolCheckout[ClientT]):
             for entry in idle:
                 self._discard_nowait(entry)
 
-            # Wait for clients in use to come back, up to the timeout.
+            # Wait, up to the timeout, for clients in use to come back and for creates in
+            # flight to end. Cancelling a create whose work runs in a worker thread would
+            # drop the client the thread still makes, so a create that ends in time has
+            # its client destroyed instead.
             if self._size > 0:
                 self._drained = loop.create_future()
                 await asyncio.wait((self._drained,), timeout=timeout)
 
-            # Past the timeout: destroy the clients still in use.
+            # Past the timeout: destroy the clients still in use, and cancel the creates
+            # still running. A client that one of them returns all the same is destroyed.
             in_use = [entry for entry in self._entries.values() if entry.state is not GONE]
             if in_use:
                 logger.warning(
@@ -350,7 +367,16 @@ class ClientPool(PoolCheckout[ClientT]):
                 )
             for entry in in_use:
                 self._discard_nowait(entry)
-            pending = self._workers | self._cleanups
+            if self._creates:
+                logger.warning(
+                    "pool %r: cancelling %d creates still running %g s after close() began",
+                    self._name,
+                    len(self._creates),
+                    timeout,
+                )
+            for task in self._creates:
+                task.cancel()
+            pending = self._creates | self._rechecks | self._cleanups
             if pending:
                 await asyncio.wait(pending)
         finally:

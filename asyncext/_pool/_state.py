@@ -9,9 +9,12 @@ Handing a client to a waiter means resolving the waiter's future with it.
 
 NOTE: invariants of the bookkeeping:
 
-- ``_size`` counts clients in ``_entries``, creates in flight and destroys in flight. It
-  exceeds ``max_size`` only after `ClientPool.resize` lowered it. A client that a create
-  returns after it was given up on (timeout or close) is destroyed at once, outside it.
+- ``_size`` counts clients in ``_entries``, creates in flight, creates given up on whose
+  task has not ended (``_abandoned``) and destroys in flight. It exceeds ``max_size`` only
+  after `ClientPool.resize` lowered it. A client that a create given up on still returns
+  is destroyed before its place is freed. Only a create cancelled after its grace period
+  or by `ClientPool.close` frees its place at once, and a client it returns all the same
+  is destroyed outside the count.
 - A client in ``_idle`` has the state IDLE and no lease. While waiters are queued,
   ``_idle`` is empty, because every client that comes back goes to the oldest waiter
   first.
@@ -66,6 +69,7 @@ class PoolState(Generic[ClientT]):
         self._waiters = WaiterQueue()
         self._size = 0
         self._creating = 0
+        self._abandoned = 0
         self._destroying = 0
         self._generation = 0
         self._numbers = 0
@@ -79,9 +83,11 @@ class PoolState(Generic[ClientT]):
         self._wait_time_total = 0.0
         self._last_create_error: str | None = None
 
-        # Creates and rechecks, which close() cancels at once. Destroys, which close()
-        # waits for, because each is bounded by CLEANUP_TIMEOUT.
-        self._workers: set[asyncio.Task[Any]] = set()
+        # Creates, which close() lets finish until its timeout. Rechecks, which close()
+        # cancels at once. Destroys, which close() waits for, because each is bounded by
+        # CLEANUP_TIMEOUT.
+        self._creates: set[asyncio.Task[Any]] = set()
+        self._rechecks: set[asyncio.Task[Any]] = set()
         self._cleanups: set[asyncio.Task[Any]] = set()
         self._maintenance: asyncio.Task[None] | None = None
         self._fill_failures = 0
@@ -209,12 +215,13 @@ class PoolState(Generic[ClientT]):
 
     def _timeout_error(self) -> PoolTimeout:
         timeout = self._options.acquire_timeout
+        creating = self._creating + self._abandoned
         message = (
             f"no client from pool {self._name!r} within acquire_timeout={timeout:g} s "
             f"({len(self._entries)} of max_size={self._max_size} clients exist, "
-            f"{self._creating} being created, {len(self._waiters)} waiting); "
+            f"{creating} being created, {len(self._waiters)} waiting); "
         )
-        if self._creating and not self._entries:
+        if creating and not self._entries:
             message += "the server may be slow to accept connections or unreachable"
         else:
             message += (

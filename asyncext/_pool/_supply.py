@@ -21,13 +21,17 @@ from .._tasks import CLEANUP_TIMEOUT, run_shielded
 from ._calls import (
     SWEEP_INTERVAL_MAX,
     SWEEP_INTERVAL_MIN,
+    abandon,
     backoff_delay,
     check_timeout,
-    create_client,
+    create_grace,
+    create_result,
+    create_timed_out,
     describe,
     describe_cause,
     maintain,
     run_check,
+    start_create,
 )
 from ._entry import BUSY, CHECKING, GONE, NEVER, PooledClient
 from ._state import OPEN, PoolState
@@ -59,11 +63,10 @@ class PoolSupply(PoolState[ClientT]):
         )
         self._grow()
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None], *, cleanup: bool) -> None:
-        """Run ``coroutine`` in a task that the pool keeps until it ends."""
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], tasks: set[asyncio.Task[Any]]) -> None:
+        """Run ``coroutine`` in a task that the pool keeps in ``tasks`` until it ends."""
         assert self._loop is not None
         task = self._loop.create_task(coroutine)
-        tasks = self._cleanups if cleanup else self._workers
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
@@ -82,7 +85,7 @@ class PoolSupply(PoolState[ClientT]):
             return
         limit = self._options.max_concurrent_creates
         if limit:
-            room = min(room, limit - self._creating)
+            room = min(room, limit - self._creating - self._abandoned)
             if room <= 0:
                 return
 
@@ -94,30 +97,38 @@ class PoolSupply(PoolState[ClientT]):
         for _ in range(min(room, max(needed, fill))):
             self._size += 1
             self._creating += 1
-            self._spawn(self._create_one(self._generation), cleanup=False)
+            self._spawn(self._create_one(self._generation), self._creates)
 
     async def _create_one(self, generation: int) -> None:
         """Create a client and hand it, or the create error, to the oldest waiter."""
+        task = start_create(self._create)
+        timeout = self._options.create_timeout
         try:
-            client = await create_client(
-                self._create,
-                timeout=self._options.create_timeout,
-                pool_name=self._name,
-                on_late_client=self._destroy_late_client,
-            )
+            done, _ = await asyncio.wait((task,), timeout=timeout or None)
         except asyncio.CancelledError:
-            # close() gave up on this create.
+            # close() stopped waiting for this create at the end of its timeout.
+            abandon(task, self._destroy_late_client)
             self._creating -= 1
             self._size -= 1
             self._check_drained()
             raise
-        except AsyncextError as error:
-            self._creating -= 1
-            self._size -= 1
-            self._create_failed(error)
-            return
 
         self._creating -= 1
+        if not done:
+            # Its waiter gets the error now, but the create keeps its place in max_size
+            # until it ends, because it may still make a client.
+            self._abandoned += 1
+            self._create_failed(create_timed_out(self._name, timeout))
+            await self._outlast(task, create_grace(timeout))
+            return
+        try:
+            client = create_result(task, self._name)
+        except AsyncextError as error:
+            self._size -= 1
+            self._create_failed(error)
+            self._check_drained()
+            return
+
         self._created += 1
         entry = self._new_entry(client, generation)
         if self._state is not OPEN:
@@ -132,6 +143,48 @@ class PoolSupply(PoolState[ClientT]):
         self._offer(entry)
         self._signal_fill(None)
         self._grow()
+
+    async def _outlast(self, task: asyncio.Task[Any], grace: float) -> None:
+        """Wait for a create that timed out to end, destroy a client it returns, and only
+        then free its place in ``max_size``.
+
+        The create is cancelled after ``grace`` seconds, or when `ClientPool.close` stops
+        waiting for it. If it does not end within `CLEANUP_TIMEOUT` of its cancellation,
+        its place is freed anyway, and a client it returns later is still destroyed.
+        """
+        finished = False
+        try:
+            done, _ = await asyncio.wait((task,), timeout=grace)
+            if not done:
+                logger.warning(
+                    "pool %r: cancelling a create still running %g s after it timed out",
+                    self._name,
+                    grace,
+                )
+                task.cancel()
+                done, _ = await asyncio.wait((task,), timeout=CLEANUP_TIMEOUT)
+            if done:
+                finished = True
+                await self._destroy_late_outcome(task)
+        finally:
+            if not finished:
+                abandon(task, self._destroy_late_client)
+            self._abandoned -= 1
+            self._size -= 1
+            self._check_drained()
+            self._grow()
+
+    async def _destroy_late_outcome(self, task: asyncio.Task[Any]) -> None:
+        """Destroy the client of a create task that the pool gave up on, if it made one."""
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            logger.debug(
+                "pool %r: a create that timed out failed later: %s", self._name, describe(error)
+            )
+            return
+        await self._destroy_late(task.result())
 
     def _new_entry(self, client: Any, generation: int) -> PooledClient:
         now = monotonic()
@@ -162,8 +215,9 @@ class PoolSupply(PoolState[ClientT]):
             logger.warning("pool %r: creating a client failed: %s", self._name, reason)
 
         self._signal_fill(error)
-        self._schedule_fill_retry()
-        self._grow()
+        if self._state is OPEN:
+            self._schedule_fill_retry()
+            self._grow()
 
     def _schedule_fill_retry(self) -> None:
         """Hold off creates for ``min_size`` for a jittered, growing delay after a failure.
@@ -186,11 +240,18 @@ class PoolSupply(PoolState[ClientT]):
             )
 
     def _destroy_late_client(self, client: Any) -> None:
-        """Destroy a client that ``create`` returned after it was given up on."""
+        """Destroy, in the background, a client that a cancelled create returned."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._spawn(self._destroy_late(client), self._cleanups)
+
+    async def _destroy_late(self, client: Any) -> None:
+        """Destroy a client that ``create`` returned after the pool gave up on it."""
+        self._created += 1
         logger.debug("pool %r: destroying a client that was created too late", self._name)
         destroy = self._destroy_client
-        if destroy is not None and self._loop is not None and not self._loop.is_closed():
-            self._spawn(self._run_destroy_function(destroy, client), cleanup=True)
+        if destroy is not None:
+            await self._run_destroy_function(destroy, client)
+        self._destroyed += 1
 
     # --- destroying ----------------------------------------------------------------------
 
@@ -225,7 +286,7 @@ class PoolSupply(PoolState[ClientT]):
     ) -> None:
         """Destroy a client in a background task that `ClientPool.close` waits for."""
         if self._forget(entry, reason, warn):
-            self._spawn(self._run_destroy(entry), cleanup=True)
+            self._spawn(self._run_destroy(entry), self._cleanups)
 
     async def _run_destroy(self, entry: PooledClient) -> None:
         try:
@@ -309,7 +370,7 @@ class PoolSupply(PoolState[ClientT]):
             self._name,
             len(suspects),
         )
-        self._spawn(self._recheck(suspects), cleanup=False)
+        self._spawn(self._recheck(suspects), self._rechecks)
 
     async def _recheck(self, suspects: list[PooledClient]) -> None:
         assert self._check is not None
