@@ -13,13 +13,14 @@ from test_pool_support import (
     FakeClient,
     FakeService,
     ThreadService,
+    acquire_outcome,
     hold,
     wait_until,
     within,
 )
 
 import asyncext._pool._calls
-from asyncext import ConnectionFailed, EncryptionKeyError, PoolTimeout
+from asyncext import ClientPool, ConnectionFailed, EncryptionKeyError, PoolOptions, PoolTimeout
 
 
 async def test_pool_acquire_reuses_client() -> None:
@@ -243,6 +244,117 @@ async def test_pool_create_error_each_waiter() -> None:
         results = await asyncio.gather(*(attempt() for _ in range(6)))
     assert all(isinstance(result, ConnectionFailed) for result in results)
     assert not any(isinstance(result, PoolTimeout) for result in results)
+    assert service.create_calls <= 2
+
+
+async def test_pool_create_error_shared_by_waiters() -> None:
+    """One failed create fails every waiter it leaves with nothing to wait for, each with
+    its own exception chained to the same cause."""
+    service = FakeService()
+    service.create_gate = asyncio.Event()
+    service.create_error = PermissionError("wrong password")
+    async with service.pool(max_concurrent_creates=1, acquire_timeout=5) as pool:
+        attempts = [asyncio.create_task(acquire_outcome(pool)) for _ in range(10)]
+        await wait_until(lambda: pool.stats().waiting == 10)
+        service.create_gate.set()
+        results = await within(asyncio.gather(*attempts))
+    assert all(isinstance(result, ConnectionFailed) for result in results)
+    assert all(result.__cause__ is service.create_error for result in results)
+    assert all("wrong password" in str(result) for result in results)
+    assert len({id(result) for result in results}) == 10
+    assert service.create_calls == 1
+
+
+async def test_pool_create_error_one_attempt_per_create() -> None:
+    """Twenty callers of a server that rejects the password make one attempt per create
+    that max_concurrent_creates lets run, not one each."""
+    service = FakeService()
+    service.create_gate = asyncio.Event()
+    service.create_error = PermissionError("wrong password")
+    async with service.pool(max_size=4, max_concurrent_creates=4, acquire_timeout=5) as pool:
+        attempts = [asyncio.create_task(acquire_outcome(pool)) for _ in range(20)]
+        await wait_until(lambda: pool.stats().waiting == 20)
+        service.create_gate.set()
+        results = await within(asyncio.gather(*attempts))
+    assert all(isinstance(result, ConnectionFailed) for result in results)
+    assert service.create_calls == 4
+
+
+async def test_pool_create_error_spares_covered_waiters() -> None:
+    """A failed create leaves queued the waiters that the creates still in flight serve."""
+    loop = asyncio.get_running_loop()
+    outcomes: list[asyncio.Future[FakeClient]] = []
+
+    async def create() -> FakeClient:
+        outcome: asyncio.Future[FakeClient] = loop.create_future()
+        outcomes.append(outcome)
+        return await outcome
+
+    options = PoolOptions(max_concurrent_creates=2, acquire_timeout=5)
+    async with ClientPool(create, options=options, name="spared") as pool:
+        attempts = [asyncio.create_task(acquire_outcome(pool)) for _ in range(3)]
+        await wait_until(lambda: len(outcomes) == 2 and pool.stats().waiting == 3)
+        outcomes[0].set_exception(PermissionError("wrong password"))
+        await wait_until(lambda: attempts[0].done() and attempts[2].done())
+        second_waiting = not attempts[1].done()
+        client = FakeClient(2)
+        outcomes[1].set_result(client)
+        results = await within(asyncio.gather(*attempts))
+    assert second_waiting
+    assert isinstance(results[0], ConnectionFailed)
+    assert results[1] is client
+    assert isinstance(results[2], ConnectionFailed)
+    assert len(outcomes) == 2
+
+
+async def test_pool_create_error_not_timeout_later() -> None:
+    """A waiter left queued for a create that then hangs gets, at its deadline, the error
+    of the create that failed while it waited, not a timeout."""
+    loop = asyncio.get_running_loop()
+    outcomes: list[asyncio.Future[FakeClient]] = []
+
+    async def create() -> FakeClient:
+        outcome: asyncio.Future[FakeClient] = loop.create_future()
+        outcomes.append(outcome)
+        return await outcome
+
+    cause = PermissionError("wrong password")
+    options = PoolOptions(max_concurrent_creates=2, acquire_timeout=0.2)
+    pool = ClientPool(create, options=options, name="hung")
+    attempts = [asyncio.create_task(acquire_outcome(pool)) for _ in range(2)]
+    await wait_until(lambda: len(outcomes) == 2)
+    outcomes[0].set_exception(cause)
+    results = await within(asyncio.gather(*attempts))
+    await within(pool.close(timeout=0))
+    stats = pool.stats()
+    assert isinstance(results[1], ConnectionFailed)
+    assert not isinstance(results[1], PoolTimeout)
+    assert results[1].__cause__ is cause
+    assert stats.timeouts == 0
+
+
+async def test_pool_create_error_later_arrival_retries() -> None:
+    """A caller that arrives after a create failed starts a create of its own."""
+    service = FakeService()
+    service.create_error = PermissionError("wrong password")
+    async with service.pool() as pool:
+        first = await within(acquire_outcome(pool))
+        service.create_error = None
+        second = await within(acquire_outcome(pool))
+    assert isinstance(first, ConnectionFailed)
+    assert isinstance(second, FakeClient)
+    assert service.create_calls == 2
+
+
+async def test_pool_slow_create_errors_not_timeouts() -> None:
+    """Waiters behind one slow failing create get its error before their deadline."""
+    service = FakeService()
+    service.create_delay = 0.1
+    service.create_error = PermissionError("wrong password")
+    async with service.pool(max_size=2, max_concurrent_creates=1, acquire_timeout=0.5) as pool:
+        results = await within(asyncio.gather(*(acquire_outcome(pool) for _ in range(10))))
+    assert all(isinstance(result, ConnectionFailed) for result in results)
+    assert not any(isinstance(result, PoolTimeout) for result in results)
 
 
 async def test_pool_create_timeout() -> None:
@@ -281,7 +393,7 @@ async def test_pool_create_timeout_thread_keeps_place(shape: str) -> None:
         await wait_until(lambda: len(service.destroyed) == service.calls)
         async with pool.acquire() as client:
             pass
-    assert all(isinstance(result, (ConnectionFailed, PoolTimeout)) for result in results)
+    assert all(isinstance(result, ConnectionFailed) for result in results)
     assert calls_while_stuck == 2
     assert service.peak <= 2
     assert client == 3  # made after the two late clients were destroyed

@@ -169,6 +169,15 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 1.0) -> Non
         await asyncio.sleep(0.001)
 
 
+async def acquire_outcome(pool: ClientPool[Any]) -> Any:
+    """Acquire a client and release it at once; return it, or the exception raised."""
+    try:
+        async with pool.acquire() as client:
+            return client
+    except Exception as exc:
+        return exc
+
+
 async def hold(pool: ClientPool[Any], release: asyncio.Event, got: list[Any]) -> None:
     """Acquire a client, append it to ``got``, and keep it until ``release`` is set."""
     async with pool.acquire() as client:

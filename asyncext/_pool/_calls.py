@@ -121,6 +121,25 @@ def create_timed_out(pool_name: str, timeout: float) -> ConnectionFailed:
     return error
 
 
+def copy_error(error: BaseException) -> BaseException:
+    """Return a new exception with the type, message, attributes and cause of ``error``.
+
+    Each waiter that fails for one create error raises its own copy, so that the
+    tracebacks of several tasks do not pile up on one object. The copy is made without
+    calling ``__init__``, whose arguments may differ from ``args``.
+    """
+    cls = type(error)
+    try:
+        copy = cls.__new__(cls, *error.args)
+    except Exception:
+        # NOTE: an exception type whose __new__ rejects its own args is shared instead.
+        return error
+    copy.__dict__.update(error.__dict__)
+    copy.__cause__ = error.__cause__
+    copy.__suppress_context__ = True
+    return copy
+
+
 def create_grace(create_timeout: float) -> float:
     """Return how long a create that timed out may go on running before it is cancelled.
 

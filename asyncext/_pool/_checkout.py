@@ -14,6 +14,7 @@ from time import monotonic
 from typing import Any, TypeVar
 
 from .._errors import PoolTimeout
+from ._calls import copy_error
 from ._entry import BUSY, NEVER, PooledClient
 from ._state import NEW, OPEN
 from ._supply import PoolSupply
@@ -80,7 +81,7 @@ class PoolCheckout(PoolSupply[ClientT]):
                 finally:
                     self._wait_time_total += monotonic() - started
                 if type(result) is not PooledClient:
-                    raise self._wait_failure(result)
+                    raise self._wait_failure(result, started)
                 entry = result
 
             # A client handed over comes fresh from a release, a create or a check. It
@@ -106,9 +107,17 @@ class PoolCheckout(PoolSupply[ClientT]):
             f"(max_waiting={max_waiting}); retry later, or raise max_size or max_waiting"
         )
 
-    def _wait_failure(self, result: object) -> BaseException:
-        """Return the exception for a waiter resolved with something other than a client."""
+    def _wait_failure(self, result: object, started: float) -> BaseException:
+        """Return the exception for a waiter resolved with something other than a client.
+
+        ``started`` is when the waiter began to wait, in monotonic time.
+        """
         if result is TIMED_OUT:
+            # A create that failed while this caller waited tells it more than a timeout.
+            # Such a caller was left waiting only for another create, which hung.
+            failure = self._last_create_failure
+            if failure is not None and failure[0] >= started:
+                return copy_error(failure[1])
             self._timeouts += 1
             return self._timeout_error()
         assert isinstance(result, BaseException)

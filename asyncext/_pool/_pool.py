@@ -114,8 +114,12 @@ class ClientPool(PoolCheckout[ClientT]):
             PoolTimeout: no client within ``acquire_timeout``, or ``max_waiting`` acquires
                 already wait.
             PoolClosed: the pool is closed, or closes while this call waits.
-            ConnectionFailed: creating a client for this caller failed; the cause is
-                chained.
+            ConnectionFailed: a create failed while this caller waited, and no other
+                create in flight could serve it. Every caller failed by one create gets
+                its own exception, chained to the same cause, so that a server that
+                rejects the credentials sees one attempt per create, not one per caller.
+                A caller left waiting for another create that hangs gets the error at its
+                deadline instead of `PoolTimeout`.
         """
         return Lease(self)
 

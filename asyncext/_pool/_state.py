@@ -82,6 +82,9 @@ class PoolState(Generic[ClientT]):
         self._create_errors = 0
         self._wait_time_total = 0.0
         self._last_create_error: str | None = None
+        # When the last create failed, in monotonic time, and its error, which a waiter
+        # that was waiting then raises at its deadline instead of a timeout.
+        self._last_create_failure: tuple[float, BaseException] | None = None
 
         # Creates, which close() lets finish until its timeout. Rechecks, which close()
         # cancels at once. Destroys, which close() waits for, because each is bounded by

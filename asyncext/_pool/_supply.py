@@ -24,6 +24,7 @@ from ._calls import (
     abandon,
     backoff_delay,
     check_timeout,
+    copy_error,
     create_grace,
     create_result,
     create_timed_out,
@@ -201,16 +202,25 @@ class PoolSupply(PoolState[ClientT]):
         return entry
 
     def _create_failed(self, error: AsyncextError) -> None:
-        """Give a create error to the oldest waiter, and delay creates for ``min_size``."""
+        """Give a create error to every waiter that no create in flight can serve, and
+        delay creates for ``min_size``."""
         self._create_errors += 1
         reason = describe_cause(error)
         self._last_create_error = reason
+        self._last_create_failure = (monotonic(), error)
 
-        # The waiter raises the error itself, so it is logged here only when no waiter gets it.
-        future = self._waiters.pop_live()
-        if future is not None:
-            future.set_result(error)
-            logger.debug("pool %r: creating a client failed: %s", self._name, reason)
+        # Each waiter would otherwise start a create of its own, and a server that rejects
+        # the credentials would see one login attempt per waiter. The waiters raise the
+        # error themselves, so it is logged here only when none gets it.
+        covered = self._creating * self._max_leases
+        failed = self._waiters.fail_uncovered(error, copy_error, covered)
+        if failed:
+            logger.debug(
+                "pool %r: creating a client failed, which %d waiters raise: %s",
+                self._name,
+                failed,
+                reason,
+            )
         else:
             logger.warning("pool %r: creating a client failed: %s", self._name, reason)
 

@@ -4,7 +4,8 @@ Each waiter is a plain future. The task that frees a client resolves the oldest 
 with it directly, so a newcomer cannot take the client first. A future is resolved with:
 
 - a `PooledClient` whose lease the waiter now holds;
-- an exception instance for the waiter to raise (`PoolClosed`, a create error);
+- an exception instance for the waiter to raise (`PoolClosed`, a create error), never
+  one that another waiter raises too;
 - `TIMED_OUT` when the waiter's deadline passed.
 
 Results are never set with ``set_exception``: a waiter cancelled in the same moment would
@@ -71,14 +72,6 @@ class WaiterQueue(deque[Waiter]):
             self._arm(deadline)
         return future
 
-    def pop_live(self) -> asyncio.Future[Any] | None:
-        """Remove and return the oldest waiter that is still waiting, or None."""
-        while self:
-            future, _ = self.popleft()
-            if not future.done():
-                return future
-        return None
-
     def discard(self, future: asyncio.Future[Any]) -> None:
         """Remove a waiter that gave up, if it is still queued."""
         for index, (queued, _) in enumerate(self):
@@ -97,6 +90,36 @@ class WaiterQueue(deque[Waiter]):
         for future, _ in items:
             if not future.done():
                 future.set_result(make_result())
+
+    def fail_uncovered(
+        self,
+        error: BaseException,
+        copy_error: Callable[[BaseException], BaseException],
+        covered: int,
+    ) -> int:
+        """Resolve the waiters that a failed create leaves with nothing to wait for.
+
+        The oldest live waiter gets ``error`` itself. The ``covered`` live waiters after it
+        stay queued, because creates still in flight will serve them. Every later waiter
+        gets its own ``copy_error(error)``.
+
+        Returns:
+            How many waiters were resolved.
+        """
+        items = list(self)
+        self.clear()
+        failed = 0
+        kept = 0
+        for future, deadline in items:
+            if future.done():
+                continue
+            if failed and kept < covered:
+                self.append((future, deadline))
+                kept += 1
+                continue
+            future.set_result(copy_error(error) if failed else error)
+            failed += 1
+        return failed
 
     def close(self) -> None:
         """Stop the timer; the queue must be empty."""
