@@ -14,6 +14,7 @@ from test_pool_support import (
     FakeService,
     ThreadService,
     acquire_outcome,
+    bounded_test,  # noqa: F401 - an autouse fixture that bounds each test
     hold,
     wait_until,
     within,
@@ -41,7 +42,7 @@ async def test_pool_acquire_opens_pool() -> None:
     pool = service.pool()
     async with pool.acquire() as client:
         assert isinstance(client, FakeClient)
-    await pool.close()
+    await within(pool.close())
 
 
 async def test_pool_acquire_never_exceeds_max_size() -> None:
@@ -57,7 +58,7 @@ async def test_pool_acquire_never_exceeds_max_size() -> None:
                 sizes.append(pool.stats().size)
                 await asyncio.sleep(0.001)
 
-        await asyncio.gather(*(use() for _ in range(20)))
+        await within(asyncio.gather(*(use() for _ in range(20))))
 
     assert service.max_alive == 3
     assert max(sizes) == 3
@@ -78,7 +79,7 @@ async def test_pool_acquire_first_come_first_served() -> None:
             for number in range(5):
                 tasks.append(asyncio.create_task(wait_turn(number)))
                 await wait_until(lambda: pool.stats().waiting == len(tasks))
-        await asyncio.gather(*tasks)
+        await within(asyncio.gather(*tasks))
     assert order == [0, 1, 2, 3, 4]
 
 
@@ -96,7 +97,7 @@ async def test_pool_release_goes_to_waiter_not_newcomer() -> None:
             waiter = asyncio.create_task(take("waiter"))
             await wait_until(lambda: pool.stats().waiting == 1)
         newcomer = asyncio.create_task(take("newcomer"))
-        await asyncio.gather(waiter, newcomer)
+        await within(asyncio.gather(waiter, newcomer))
     assert order == ["waiter", "newcomer"]
 
 
@@ -124,7 +125,7 @@ async def test_pool_no_starvation(caplog: pytest.LogCaptureFixture) -> None:
                     waits.append(granted - before - 1)
                     await asyncio.sleep(0)
 
-        await asyncio.gather(*(work() for _ in range(1000)))
+        await within(asyncio.gather(*(work() for _ in range(1000))), 10)
 
     typical = statistics.median(waits)
     assert len(waits) == 100_000
@@ -158,7 +159,7 @@ async def test_pool_acquire_timeout() -> None:
             async with pool.acquire():
                 pass
         release.set()
-        await holder
+        await within(holder)
         stats = pool.stats()
     message = str(caught.value)
     assert isinstance(caught.value, TimeoutError)
@@ -198,7 +199,7 @@ async def test_pool_max_waiting() -> None:
             async with pool.acquire():
                 pass
         release.set()
-        await asyncio.gather(*tasks)
+        await within(asyncio.gather(*tasks))
 
 
 async def test_pool_create_error_reaches_waiter() -> None:
@@ -206,14 +207,13 @@ async def test_pool_create_error_reaches_waiter() -> None:
     service = FakeService()
     service.create_error = OSError("authentication failed: wrong password")
     async with service.pool(acquire_timeout=5) as pool:
-        with pytest.raises(ConnectionFailed) as caught:
-            async with pool.acquire():
-                pass
+        error = await within(acquire_outcome(pool))
         stats = pool.stats()
-    assert not isinstance(caught.value, PoolTimeout)
-    assert "wrong password" in str(caught.value)
-    assert "'fake'" in str(caught.value)
-    assert caught.value.__cause__ is service.create_error
+    assert isinstance(error, ConnectionFailed)
+    assert not isinstance(error, PoolTimeout)
+    assert "wrong password" in str(error)
+    assert "'fake'" in str(error)
+    assert error.__cause__ is service.create_error
     assert stats.create_errors == 1
 
 
@@ -222,10 +222,8 @@ async def test_pool_create_error_passes_asyncext_errors() -> None:
     service = FakeService()
     service.create_error = EncryptionKeyError("the key of system 'x' is wrong")
     async with service.pool() as pool:
-        with pytest.raises(EncryptionKeyError) as caught:
-            async with pool.acquire():
-                pass
-    assert caught.value is service.create_error
+        error = await within(acquire_outcome(pool))
+    assert error is service.create_error
 
 
 async def test_pool_create_error_each_waiter() -> None:
@@ -241,7 +239,7 @@ async def test_pool_create_error_each_waiter() -> None:
             except Exception as exc:
                 return exc
 
-        results = await asyncio.gather(*(attempt() for _ in range(6)))
+        results = await within(asyncio.gather(*(attempt() for _ in range(6))))
     assert all(isinstance(result, ConnectionFailed) for result in results)
     assert not any(isinstance(result, PoolTimeout) for result in results)
     assert service.create_calls <= 2
@@ -320,13 +318,13 @@ async def test_pool_create_error_not_timeout_later() -> None:
 
     cause = PermissionError("wrong password")
     options = PoolOptions(max_concurrent_creates=2, acquire_timeout=0.2)
-    pool = ClientPool(create, options=options, name="hung")
-    attempts = [asyncio.create_task(acquire_outcome(pool)) for _ in range(2)]
-    await wait_until(lambda: len(outcomes) == 2)
-    outcomes[0].set_exception(cause)
-    results = await within(asyncio.gather(*attempts))
-    await within(pool.close(timeout=0))
-    stats = pool.stats()
+    async with ClientPool(create, options=options, name="hung") as pool:
+        attempts = [asyncio.create_task(acquire_outcome(pool)) for _ in range(2)]
+        await wait_until(lambda: len(outcomes) == 2)
+        outcomes[0].set_exception(cause)
+        results = await within(asyncio.gather(*attempts))
+        outcomes[1].set_exception(ConnectionResetError("the hung create ends"))
+        stats = pool.stats()
     assert isinstance(results[1], ConnectionFailed)
     assert not isinstance(results[1], PoolTimeout)
     assert results[1].__cause__ is cause
@@ -362,12 +360,12 @@ async def test_pool_create_timeout() -> None:
     service = FakeService()
     service.create_delay = 60
     pool = service.pool(create_timeout=0.05, acquire_timeout=5)
-    with pytest.raises(ConnectionFailed, match="create_timeout"):
-        async with pool.acquire():
-            pass
+    error = await within(acquire_outcome(pool))
     during = pool.stats()
     await within(pool.close(timeout=0.05))
     after = pool.stats()
+    assert isinstance(error, ConnectionFailed)
+    assert "create_timeout" in str(error)
     assert during.size == 1  # the slow create keeps its place until it ends
     assert during.create_errors == 1
     assert after.size == 0
@@ -454,7 +452,7 @@ async def test_pool_timeout_names_last_create_error() -> None:
                 pass
         service.create_gate.set()
         release.set()
-        await holder
+        await within(holder)
 
 
 async def test_pool_lease_entered_twice() -> None:

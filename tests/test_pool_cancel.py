@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import pytest
-from test_pool_support import FakeClient, FakeService, hold, messages, wait_until
+from test_pool_support import (
+    FakeClient,
+    FakeService,
+    bounded_test,  # noqa: F401 - an autouse fixture that bounds each test
+    hold,
+    messages,
+    wait_until,
+    within,
+)
 
 import asyncext._pool._supply
-from asyncext import PoolTimeout
+from asyncext import ClientPool, ConnectionFailed, PoolTimeout
 
 
 @pytest.mark.parametrize("turns", range(7))
@@ -31,45 +40,77 @@ async def test_pool_handoff_to_cancelled_waiter(turns: int) -> None:
         await wait_until(lambda: len(got) == 1)
         stats = pool.stats()
         second.cancel()
-        await asyncio.gather(first, second, return_exceptions=True)
+        await within(asyncio.gather(first, second, return_exceptions=True))
     assert first.cancelled()
     assert stats.size == 1
     assert service.max_alive == 1
 
 
-@pytest.mark.parametrize("how", ["acquire_timeout", "wait_for"])
-async def test_pool_cancelled_during_create(how: str) -> None:
-    """Fifty acquires given up during slow creates leave a working pool of two."""
+GIVE_UP_SWEEP = [
+    # (max_size, seconds each create takes, seconds after which an acquire gives up)
+    (1, 0.02, 0.005),
+    (2, 0.02, 0.005),
+    (2, 0.005, 0.005),
+    (2, 0.05, 0.001),
+    (2, 0.005, 0.02),
+    (5, 0.02, 0.03),
+]
+
+
+async def hold_all(pool: ClientPool[FakeClient], count: int) -> list[FakeClient]:
+    """Hold ``count`` clients at once, retrying when an acquire fails; return them."""
+    while True:
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                return [await stack.enter_async_context(pool.acquire()) for _ in range(count)]
+        except (PoolTimeout, ConnectionFailed):
+            await asyncio.sleep(0.002)
+
+
+@pytest.mark.parametrize("how", ["acquire_timeout", "wait_for", "cancel", "create_timeout"])
+@pytest.mark.parametrize(("max_size", "delay", "give_up"), GIVE_UP_SWEEP)
+async def test_pool_cancelled_during_create(
+    how: str, max_size: int, delay: float, give_up: float
+) -> None:
+    """Fifty acquires given up at many moments during slow creates never make more than
+    max_size clients exist, counting clients made after their create was given up, and
+    leave a working pool."""
     service = FakeService()
-    service.create_delay = 0.02
-    timeout = 0.005 if how == "acquire_timeout" else 30
-    async with service.pool(max_size=2, acquire_timeout=timeout) as pool:
+    service.create_delay = delay
+    # Creates that time out go on, like a connect in a worker thread, and make late clients.
+    service.shield_create = how == "create_timeout"
+    options: dict[str, float] = {"max_size": max_size, "acquire_timeout": 5}
+    if how == "acquire_timeout":
+        options["acquire_timeout"] = give_up
+    if how == "create_timeout":
+        options["create_timeout"] = give_up
+    pool = service.pool(**options)
+    loop = asyncio.get_running_loop()
 
-        async def attempt() -> None:
-            async with pool.acquire():
-                pass
+    async def attempt() -> None:
+        async with pool.acquire():
+            await asyncio.sleep(0)
 
-        if how == "acquire_timeout":
-            results = await asyncio.gather(*(attempt() for _ in range(50)), return_exceptions=True)
-            assert all(isinstance(result, PoolTimeout) for result in results)
-        else:
-            results = await asyncio.gather(
-                *(asyncio.wait_for(attempt(), 0.005) for _ in range(50)), return_exceptions=True
-            )
-            assert all(isinstance(result, asyncio.TimeoutError) for result in results)
+    if how == "wait_for":
+        attempts = [asyncio.ensure_future(asyncio.wait_for(attempt(), give_up)) for _ in range(50)]
+    else:
+        attempts = [asyncio.ensure_future(attempt()) for _ in range(50)]
+    if how == "cancel":
+        # Cancel points spread over three create times, from before the first create
+        # ends until after the last waiter would have been served.
+        for number, task in enumerate(attempts):
+            loop.call_later(number * 3 * delay / len(attempts), task.cancel)
+    results = await within(asyncio.gather(*attempts, return_exceptions=True))
 
-        # The creates outlive the acquires that started them, and their clients go idle.
-        await wait_until(lambda: pool.stats().idle == 2)
-
-        async def both() -> tuple[FakeClient, FakeClient]:
-            async with pool.acquire() as first, pool.acquire() as second:
-                return first, second
-
-        first, second = await asyncio.wait_for(both(), 1)
-        stats = pool.stats()
-    assert first is not second
-    assert service.max_alive <= 2
-    assert stats.size == 2
+    service.create_delay = 0
+    held = await within(hold_all(pool, max_size), 1)
+    stats = pool.stats()
+    await within(pool.close())
+    expected = (PoolTimeout, ConnectionFailed, asyncio.TimeoutError, asyncio.CancelledError)
+    assert all(result is None or isinstance(result, expected) for result in results)
+    assert len({id(client) for client in held}) == max_size
+    assert service.max_alive <= max_size
+    assert service.alive == 0
     assert stats.waiting == 0
 
 
@@ -88,11 +129,11 @@ async def test_pool_wait_for_cancels_acquire() -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
         with pytest.raises(asyncio.TimeoutError):
-            await asyncio.wait_for(attempt(), 0.25)
+            await within(asyncio.wait_for(attempt(), 0.25))
         elapsed = loop.time() - started
         waiting = pool.stats().waiting
         release.set()
-        await holder
+        await within(holder)
     assert 0.2 <= elapsed < 1.0
     assert waiting == 0
 
@@ -107,9 +148,9 @@ async def test_pool_cancel_reaches_waiter() -> None:
         waiter = asyncio.create_task(hold(pool, release, []))
         await wait_until(lambda: pool.stats().waiting == 1)
         waiter.cancel()
-        await asyncio.gather(waiter, return_exceptions=True)
+        await within(asyncio.gather(waiter, return_exceptions=True))
         release.set()
-        await holder
+        await within(holder)
         stats = pool.stats()
     assert waiter.cancelled()
     assert (stats.idle, stats.waiting, stats.size) == (1, 0, 1)
@@ -126,10 +167,10 @@ async def test_pool_release_skips_cancelled_waiter() -> None:
             live = asyncio.create_task(hold(pool, asyncio.Event(), got))
             await wait_until(lambda: pool.stats().waiting == 2)
             cancelled.cancel()
-            await asyncio.gather(cancelled, return_exceptions=True)
+            await within(asyncio.gather(cancelled, return_exceptions=True))
         await wait_until(lambda: len(got) == 1)
         live.cancel()
-        await asyncio.gather(live, return_exceptions=True)
+        await within(asyncio.gather(live, return_exceptions=True))
     assert got == [held]
 
 
@@ -141,7 +182,7 @@ async def test_pool_cancelled_body_destroys_client(caplog: pytest.LogCaptureFixt
         task = asyncio.create_task(hold(pool, asyncio.Event(), got))
         await wait_until(lambda: len(got) == 1)
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await within(asyncio.gather(task, return_exceptions=True))
         stats = pool.stats()
     assert task.cancelled()
     assert got[0].destroyed
@@ -164,7 +205,7 @@ async def test_pool_destroy_shielded_from_cancel() -> None:
         await wait_until(lambda: len(got) == 1)
         await asyncio.sleep(0.01)  # the task is now inside the destroy
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await within(asyncio.gather(task, return_exceptions=True))
     assert task.cancelled()
     assert got[0].destroyed
 
@@ -203,11 +244,12 @@ async def test_pool_cancelled_during_check() -> None:
         task = asyncio.create_task(attempt())
         await wait_until(lambda: service.check_calls == 1)
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await wait_until(lambda: client.destroyed)
+        await within(asyncio.gather(task, return_exceptions=True))
+        await wait_until(lambda: pool.stats().size == 0)
         stats = pool.stats()
     assert task.cancelled()
-    assert (stats.size, stats.in_use) == (0, 0)
+    assert client.destroyed
+    assert stats.in_use == 0
 
 
 async def test_pool_waiters_leave_nothing_behind() -> None:
@@ -221,10 +263,10 @@ async def test_pool_waiters_leave_nothing_behind() -> None:
         await asyncio.sleep(0)
         for waiter in waiters[::2]:
             waiter.cancel()
-        results = await asyncio.gather(*waiters, return_exceptions=True)
+        results = await within(asyncio.gather(*waiters, return_exceptions=True))
         queued = len(pool._waiters)
         release.set()
-        await holder
+        await within(holder)
         stats = pool.stats()
     assert all(isinstance(result, (PoolTimeout, asyncio.CancelledError)) for result in results)
     assert queued == 0

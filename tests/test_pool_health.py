@@ -8,7 +8,15 @@ import itertools
 import logging
 
 import pytest
-from test_pool_support import FakeClient, FakeService, messages, wait_until, within
+from test_pool_support import (
+    FakeClient,
+    FakeService,
+    acquire_outcome,
+    bounded_test,  # noqa: F401 - an autouse fixture that bounds each test
+    messages,
+    wait_until,
+    within,
+)
 
 import asyncext._pool._calls
 from asyncext import ClientPool, ConnectionFailed, PoolClosed, PoolOptions, PoolTimeout
@@ -124,9 +132,10 @@ async def test_pool_hanging_check_moves_on(monkeypatch: pytest.MonkeyPatch) -> N
 
         loop = asyncio.get_running_loop()
         started = loop.time()
-        async with pool.acquire() as second:
-            elapsed = loop.time() - started
+        second = await within(acquire_outcome(pool))
+        elapsed = loop.time() - started
         stats = pool.stats()
+    assert isinstance(second, FakeClient)
     assert second is not first
     assert first.destroyed
     assert elapsed < 1.0
@@ -144,8 +153,9 @@ async def test_pool_check_bounded_by_create_timeout() -> None:
 
         loop = asyncio.get_running_loop()
         started = loop.time()
-        async with pool.acquire() as second:
-            elapsed = loop.time() - started
+        second = await within(acquire_outcome(pool))
+        elapsed = loop.time() - started
+    assert isinstance(second, FakeClient)
     assert second is not first
     assert elapsed < 1.0
 
@@ -165,8 +175,8 @@ async def test_pool_all_idle_checks_hang(monkeypatch: pytest.MonkeyPatch) -> Non
 
         loop = asyncio.get_running_loop()
         started = loop.time()
-        async with pool.acquire() as fresh:
-            elapsed = loop.time() - started
+        fresh = await within(acquire_outcome(pool))
+        elapsed = loop.time() - started
         await wait_until(lambda: all(client.destroyed for client in stale))
         stats = pool.stats()
     assert len(stale) == 10
@@ -246,7 +256,7 @@ async def test_pool_max_idle_keeps_min_size() -> None:
     """max_idle does not shrink the pool below min_size."""
     service = FakeService()
     async with service.pool(min_size=1, max_idle=0.02) as pool:
-        await pool.open(wait=True)
+        await within(pool.open(wait=True))
         await asyncio.sleep(0.2)  # ten times max_idle
         stats = pool.stats()
     assert (stats.size, stats.destroyed) == (1, 0)
@@ -290,7 +300,7 @@ async def test_pool_lifetime_jitter() -> None:
         await wait_until(lambda: len(got) == 20)
         lifetimes = [entry.expires_at - entry.last_used for entry in pool._entries.values()]
         release.set()
-        await asyncio.gather(*tasks)
+        await within(asyncio.gather(*tasks))
     assert len(lifetimes) == 20
     assert all(90 <= lifetime <= 100 for lifetime in lifetimes)
     assert len({round(lifetime, 6) for lifetime in lifetimes}) > 1
@@ -313,9 +323,9 @@ async def test_pool_open_wait_fills_min_size() -> None:
     """open(wait=True) returns once min_size clients are idle."""
     service = FakeService()
     pool = service.pool(min_size=3)
-    await pool.open(wait=True)
+    await within(pool.open(wait=True))
     stats = pool.stats()
-    await pool.close()
+    await within(pool.close())
     assert (stats.size, stats.idle) == (3, 3)
 
 
@@ -323,7 +333,7 @@ async def test_pool_min_size_refilled() -> None:
     """A retired client of the min_size set is replaced in the background."""
     service = FakeService()
     async with service.pool(min_size=2) as pool:
-        await pool.open(wait=True)
+        await within(pool.open(wait=True))
         async with pool.acquire() as client:
             pool.discard(client)
         await wait_until(lambda: service.create_calls == 3 and pool.stats().idle == 2)
@@ -378,7 +388,7 @@ async def test_pool_open_wait_fails_early() -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(ConnectionFailed, match="host unreachable"):
-        await pool.open(wait=True, timeout=30)
+        await within(pool.open(wait=True, timeout=30))
     elapsed = loop.time() - started
     with pytest.raises(PoolClosed):
         async with pool.acquire():

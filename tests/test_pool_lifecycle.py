@@ -13,6 +13,7 @@ from test_pool_support import (
     FakeClient,
     FakeService,
     ThreadService,
+    bounded_test,  # noqa: F401 - an autouse fixture that bounds each test
     hold,
     messages,
     wait_until,
@@ -45,9 +46,9 @@ async def test_pool_close_fails_waiters() -> None:
     await wait_until(lambda: pool.stats().waiting == 1)
     closing = asyncio.create_task(pool.close())
     with pytest.raises(PoolClosed, match="'fake' is closed"):
-        await waiter
+        await within(waiter)
     release.set()
-    await asyncio.gather(holder, closing)
+    await within(asyncio.gather(holder, closing))
 
 
 async def test_pool_acquire_after_close() -> None:
@@ -59,7 +60,7 @@ async def test_pool_acquire_after_close() -> None:
         async with pool.acquire():
             pass
     with pytest.raises(PoolClosed):
-        await pool.open()
+        await within(pool.open())
 
 
 async def test_pool_close_twice() -> None:
@@ -68,8 +69,8 @@ async def test_pool_close_twice() -> None:
     pool = service.pool()
     async with pool.acquire():
         pass
-    await asyncio.gather(pool.close(), pool.close())
-    await pool.close()
+    await within(asyncio.gather(pool.close(), pool.close()))
+    await within(pool.close())
     assert len(service.destroyed) == 1
 
 
@@ -77,7 +78,7 @@ async def test_pool_close_unused() -> None:
     """A pool that was never used closes without creating anything."""
     service = FakeService()
     pool = service.pool(min_size=2)
-    await pool.close()
+    await within(pool.close())
     assert service.create_calls == 0
 
 
@@ -93,7 +94,7 @@ async def test_pool_close_waits_for_busy() -> None:
     await asyncio.sleep(0.01)
     destroyed_while_held = got[0].destroyed
     release.set()
-    await asyncio.wait_for(asyncio.gather(holder, closing), 1)
+    await within(asyncio.gather(holder, closing), 1)
     assert not destroyed_while_held
     assert got[0].destroyed
 
@@ -106,10 +107,10 @@ async def test_pool_close_timeout_destroys_busy(caplog: pytest.LogCaptureFixture
     pool = service.pool()
     holder = asyncio.create_task(hold(pool, release, got))
     await wait_until(lambda: len(got) == 1)
-    await pool.close(timeout=0.05)
+    await within(pool.close(timeout=0.05))
     destroyed_at_close = got[0].destroyed
     release.set()
-    await holder
+    await within(holder)
     assert destroyed_at_close
     assert service.destroyed == got
     assert any("still in use" in line for line in messages(caplog.records, logging.WARNING))
@@ -158,7 +159,7 @@ async def test_pool_close_destroys_late_client() -> None:
         destroyed.append(client)
 
     pool = ClientPool(create, destroy, options=PoolOptions(min_size=1), name="late")
-    await pool.open()
+    await within(pool.open())
     await within(started.wait())
     await within(pool.close(timeout=0.05))
     gate.set()
@@ -171,7 +172,7 @@ async def test_pool_close_cancels_create_after_timeout() -> None:
     service = FakeService()
     service.create_gate = asyncio.Event()
     pool = service.pool(min_size=1)
-    await pool.open()
+    await within(pool.open())
     await within(service.create_started.wait())
 
     loop = asyncio.get_running_loop()
@@ -199,7 +200,7 @@ async def test_pool_expire_idle_now_busy_later() -> None:
         await wait_until(lambda: idle.destroyed)
         busy_destroyed_while_held = busy.destroyed
         release.set()
-        await holder
+        await within(holder)
         async with pool.acquire() as fresh:
             pass
     assert not busy_destroyed_while_held
@@ -214,12 +215,12 @@ async def test_pool_expire_during_create() -> None:
     got: list[FakeClient] = []
     async with service.pool() as pool:
         holder = asyncio.create_task(hold(pool, asyncio.Event(), got))
-        await service.create_started.wait()
+        await within(service.create_started.wait())
         pool.expire()
         service.create_gate.set()
         await wait_until(lambda: len(got) == 1)
         holder.cancel()
-        await asyncio.gather(holder, return_exceptions=True)
+        await within(asyncio.gather(holder, return_exceptions=True))
     assert service.created[0].destroyed
     assert got[0] is service.created[1]
 
@@ -284,7 +285,7 @@ async def test_pool_resize_grows() -> None:
         pool.resize(max_size=2)
         await wait_until(lambda: len(got) == 2)
         release.set()
-        await asyncio.gather(*tasks)
+        await within(asyncio.gather(*tasks))
     assert pool.options.max_size == 2
 
 
@@ -297,7 +298,7 @@ async def test_pool_resize_shrinks() -> None:
         tasks = [asyncio.create_task(hold(pool, release, got)) for _ in range(4)]
         await wait_until(lambda: len(got) == 4)
         release.set()
-        await asyncio.gather(*tasks)
+        await within(asyncio.gather(*tasks))
         pool.resize(max_size=1)
         await wait_until(lambda: pool.stats().size == 1)
         stats = pool.stats()
@@ -308,7 +309,7 @@ async def test_pool_resize_fills_min_size() -> None:
     """Raising min_size creates clients in the background."""
     service = FakeService()
     async with service.pool() as pool:
-        await pool.open()
+        await within(pool.open())
         pool.resize(min_size=2)
         await wait_until(lambda: pool.stats().idle == 2)
 
@@ -332,7 +333,7 @@ async def test_pool_stats_counts() -> None:
         await wait_until(lambda: pool.stats().waiting == 1)
         during = pool.stats()
         release.set()
-        await asyncio.gather(holder, waiter)
+        await within(asyncio.gather(holder, waiter))
         after = pool.stats()
     assert (during.size, during.idle, during.in_use, during.waiting) == (1, 0, 1, 1)
     assert (after.created, after.acquired, after.idle, after.waiting) == (1, 2, 1, 0)

@@ -6,7 +6,14 @@ import asyncio
 from collections import Counter
 
 import pytest
-from test_pool_support import FakeClient, FakeService, hold, wait_until
+from test_pool_support import (
+    FakeClient,
+    FakeService,
+    bounded_test,  # noqa: F401 - an autouse fixture that bounds each test
+    hold,
+    wait_until,
+    within,
+)
 
 from asyncext import ClientPool, PoolOptions
 
@@ -51,7 +58,7 @@ async def test_pool_shared_client_serves_max_leases() -> None:
         tasks = await start_holders(pool, 6, release, got)
         stats = pool.stats()
         release.set()
-        await asyncio.gather(*tasks)
+        await within(asyncio.gather(*tasks))
     assert sorted(Counter(client.number for client in got).values()) == [3, 3]
     assert service.create_calls == 2
     assert (stats.size, stats.in_use, stats.waiting) == (2, 2, 0)
@@ -66,7 +73,7 @@ async def test_pool_shared_respects_max_size() -> None:
         tasks = await start_holders(pool, 7, release, got)
         waiting = pool.stats().waiting
         release.set()
-        await asyncio.gather(*tasks)
+        await within(asyncio.gather(*tasks))
     assert waiting == 1
     assert len(got) == 7
     assert service.max_alive == 2
@@ -82,7 +89,7 @@ async def test_pool_shared_one_create_serves_waiters() -> None:
         tasks = [asyncio.create_task(hold(pool, release, got)) for _ in range(3)]
         await wait_until(lambda: len(got) == 3)
         release.set()
-        await asyncio.gather(*tasks)
+        await within(asyncio.gather(*tasks))
     assert service.create_calls == 1
     assert len({id(client) for client in got}) == 1
 
@@ -96,7 +103,7 @@ async def test_pool_lease_limit_caps_holders() -> None:
     async with shared_pool(service, limits, max_leases=5) as pool:
         tasks = await start_holders(pool, 4, release, got)
         release.set()
-        await asyncio.gather(*tasks)
+        await within(asyncio.gather(*tasks))
     assert sorted(Counter(client.number for client in got).values()) == [2, 2]
 
 
@@ -108,7 +115,7 @@ async def test_pool_lease_limit_none_uses_max_leases() -> None:
     async with shared_pool(service, {}, max_leases=4) as pool:
         tasks = await start_holders(pool, 4, release, got)
         release.set()
-        await asyncio.gather(*tasks)
+        await within(asyncio.gather(*tasks))
     assert service.create_calls == 1
 
 
@@ -121,7 +128,7 @@ async def test_pool_lease_limit_at_least_one(limit: int) -> None:
     async with shared_pool(service, {1: limit, 2: limit}, max_leases=3) as pool:
         tasks = await start_holders(pool, 2, release, got)
         release.set()
-        await asyncio.gather(*tasks)
+        await within(asyncio.gather(*tasks))
     assert [client.number for client in got] == [1, 2]
 
 
@@ -140,7 +147,7 @@ async def test_pool_lease_limit_lowered_while_held() -> None:
         holders_of_first = sum(1 for client in got if client.number == 1)
         first_release.set()
         later_release.set()
-        await asyncio.gather(*tasks)
+        await within(asyncio.gather(*tasks))
     assert holders_of_first == 3
     assert [client.number for client in later] == [2]
 
@@ -161,10 +168,10 @@ async def test_pool_discarded_shared_client() -> None:
         async with pool.acquire() as newcomer:
             pass
         first_out.set()
-        await first
+        await within(first)
         destroyed_with_one_holder = shared.destroyed
         second_out.set()
-        await second
+        await within(second)
         destroyed_after_last = shared.destroyed
     assert got[1] is shared
     assert newcomer is not shared
@@ -182,13 +189,13 @@ async def test_pool_shared_cancelled_holder_retires_client() -> None:
         other = asyncio.create_task(hold(pool, stay, got))
         await wait_until(lambda: len(got) == 2)
         cancelled.cancel()
-        await asyncio.gather(cancelled, return_exceptions=True)
+        await within(asyncio.gather(cancelled, return_exceptions=True))
         destroyed_while_shared = got[0].destroyed
 
         async with pool.acquire() as newcomer:
             pass
         stay.set()
-        await other
+        await within(other)
     assert not destroyed_while_shared
     assert newcomer is not got[0]
     assert got[0].destroyed

@@ -46,6 +46,9 @@ class FakeService:
         self.destroy_delay = 0.0
         self.create_gate: asyncio.Event | None = None
         self.create_started = asyncio.Event()
+        self.shield_create = False
+        """Run each create under `asyncio.shield`, so that, like a connect in a worker
+        thread, it goes on and makes its client when the pool cancels it."""
 
     @property
     def alive(self) -> int:
@@ -55,6 +58,11 @@ class FakeService:
     async def create(self) -> FakeClient:
         self.create_calls += 1
         self.create_started.set()
+        if self.shield_create:
+            return await asyncio.shield(self._connect())
+        return await self._connect()
+
+    async def _connect(self) -> FakeClient:
         if self.create_gate is not None:
             await self.create_gate.wait()
         if self.create_delay:
@@ -79,7 +87,12 @@ class FakeService:
         self.destroyed.append(client)
 
     def pool(self, *, check: bool = True, **options: Any) -> ClientPool[FakeClient]:
-        """Return a pool named 'fake' over this service."""
+        """Return a pool named 'fake' over this service.
+
+        Its ``acquire_timeout`` is 5 s unless given, so that an acquire that no client
+        reaches fails well before `TEST_DEADLINE`.
+        """
+        options.setdefault("acquire_timeout", 5.0)
         return ClientPool(
             self.create,
             self.destroy,
@@ -204,6 +217,8 @@ async def within(awaitable: Awaitable[T], seconds: float = 2.0) -> T:
     done, _ = await asyncio.wait((task,), timeout=seconds)
     if not done:
         task.cancel()
+        # Retrieve the outcome, or asyncio logs it from a finalizer when the task is freed.
+        task.add_done_callback(lambda finished: finished.cancelled() or finished.exception())
         raise AssertionError(f"{awaitable!r} did not finish within {seconds} s")
     return task.result()
 
