@@ -103,12 +103,12 @@ async def test_pool_cancelled_during_create(
     results = await within(asyncio.gather(*attempts, return_exceptions=True))
 
     service.create_delay = 0
-    held = await within(hold_all(pool, max_size), 1)
+    clients = await within(hold_all(pool, max_size), 1)
     stats = pool.stats()
     await within(pool.close())
     expected = (PoolTimeout, ConnectionFailed, asyncio.TimeoutError, asyncio.CancelledError)
     assert all(result is None or isinstance(result, expected) for result in results)
-    assert len({id(client) for client in held}) == max_size
+    assert len({id(client) for client in clients}) == max_size
     assert service.max_alive <= max_size
     assert service.alive == 0
     assert stats.waiting == 0

@@ -132,7 +132,7 @@ async def test_pool_close_waits_for_create(shape: str) -> None:
     await within(closing)
     stats = pool.stats()
     assert not closed_before_create_ended
-    assert service.made == 1
+    assert service.created == 1
     assert service.alive == set()
     assert service.peak == 1
     assert (stats.size, stats.created, stats.destroyed) == (0, 1, 1)

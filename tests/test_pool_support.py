@@ -121,7 +121,7 @@ class ThreadService:
     def __init__(self, shape: str) -> None:
         self.shape = shape
         self.calls = 0
-        self.made = 0
+        self.created = 0
         self.peak = 0
         self.alive: set[int] = set()
         self.destroyed: list[int] = []
@@ -145,10 +145,10 @@ class ThreadService:
 
     def _make(self) -> int:
         with self._lock:
-            self.made += 1
-            self.alive.add(self.made)
+            self.created += 1
+            self.alive.add(self.created)
             self.peak = max(self.peak, len(self.alive))
-            return self.made
+            return self.created
 
     async def create(self) -> int:
         self.calls += 1

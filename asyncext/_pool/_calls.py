@@ -56,8 +56,8 @@ def describe_cause(error: BaseException) -> str:
 def check_timeout(create_timeout: float) -> float:
     """Return the bound of one health check, in seconds, for a pool's ``create_timeout``.
 
-    A check may take no longer than creating a client may, because a client that cannot
-    answer within that time is worth less than a new one.
+    A check may take no longer than creating a client may, because a client whose check
+    takes that long is worth less than a new one.
     """
     if create_timeout:
         return min(CHECK_TIMEOUT, create_timeout)

@@ -35,10 +35,10 @@ class ClientPool(PoolCheckout[ClientT]):
     A create keeps its place in ``max_size`` from its start until its task has ended, also
     after the pool gave up on it, and a client it returns after that is destroyed. The
     pool gives up on a create slower than ``create_timeout``, whose waiter then gets the
-    error at once, and on every create in flight when `close` or `expire` is called. The
-    pool cancels a create that timed out only after a grace period of ``create_timeout``
-    seconds, 10 s at least, and `close` cancels the creates still running at the end of
-    its timeout, so that a create that hangs cannot keep its place forever.
+    error at once, and on every create in flight when `close` or `expire` is called. A
+    create that hangs cannot keep its place forever, though. The pool cancels a create
+    that timed out after a grace period of ``create_timeout`` seconds, 10 s at least, and
+    `close` cancels the creates still running at the end of its timeout.
 
     NOTE: cancelling a create whose work runs in a worker thread (``asyncio.to_thread``,
     ``loop.run_in_executor`` even under ``asyncio.shield``, ``anyio.to_thread.run_sync``)
@@ -117,7 +117,8 @@ class ClientPool(PoolCheckout[ClientT]):
             ConnectionFailed: a create failed while this caller waited, and no other
                 create in flight could serve it. Every caller failed by one create gets
                 its own exception, chained to the same cause, so that a server that
-                rejects the credentials sees one attempt per create, not one per caller.
+                rejects the credentials receives one attempt per create, not one per
+                caller.
                 A caller left waiting for another create that hangs gets the error at its
                 deadline instead of `PoolTimeout`.
         """

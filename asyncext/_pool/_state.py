@@ -12,9 +12,10 @@ NOTE: invariants of the bookkeeping:
 - ``_size`` counts clients in ``_entries``, creates in flight, creates given up on whose
   task has not ended (``_abandoned``) and destroys in flight. It exceeds ``max_size`` only
   after `ClientPool.resize` lowered it. A client that a create given up on still returns
-  is destroyed before its place is freed. Only a create cancelled after its grace period
-  or by `ClientPool.close` frees its place at once, and a client it returns all the same
-  is destroyed outside the count.
+  is destroyed before its place is freed. Two creates free their place without waiting
+  for their end: one that `ClientPool.close` cancels, and one still running
+  `CLEANUP_TIMEOUT` seconds after its grace period cancelled it. A client that either
+  returns all the same is destroyed outside the count.
 - A client in ``_idle`` has the state IDLE and no lease. While waiters are queued,
   ``_idle`` is empty, because every client that comes back goes to the oldest waiter
   first.

@@ -109,13 +109,13 @@ class WaiterQueue(deque[Waiter]):
         items = list(self)
         self.clear()
         failed = 0
-        kept = 0
+        spared = 0
         for future, deadline in items:
             if future.done():
                 continue
-            if failed and kept < covered:
+            if failed and spared < covered:
                 self.append((future, deadline))
-                kept += 1
+                spared += 1
                 continue
             future.set_result(copy_error(error) if failed else error)
             failed += 1
