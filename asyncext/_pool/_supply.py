@@ -101,7 +101,8 @@ class PoolSupply(PoolState[ClientT]):
             self._spawn(self._create_one(self._generation), self._creates)
 
     async def _create_one(self, generation: int) -> None:
-        """Create a client and hand it, or the create error, to the oldest waiter."""
+        """Create a client and hand it to the oldest waiter, or the create error to the
+        waiters it leaves unserved."""
         task = start_create(self._create)
         timeout = self._options.create_timeout
         try:
@@ -116,7 +117,7 @@ class PoolSupply(PoolState[ClientT]):
 
         self._creating -= 1
         if not done:
-            # Its waiter gets the error now, but the create keeps its place in max_size
+            # The waiters get the error now, but the create keeps its place in max_size
             # until it ends, because it may still make a client.
             self._abandoned += 1
             self._create_failed(create_timed_out(self._name, timeout))
