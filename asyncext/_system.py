@@ -304,8 +304,8 @@ def _check_secret_text(name: str, where: str, secret: Secret) -> None:
 def _validate_pool_overrides(name: str, overrides: object) -> None:
     """Raise `InvalidSystem` unless ``options["pool"]`` contains valid `PoolOptions` fields.
 
-    Each value is judged on its own; whether it fits the store's options, such as
-    ``min_size`` against the store's ``max_size``, shows when the pool is built.
+    Each value is checked on its own. Whether it fits the store's options, such as
+    ``min_size`` against the store's ``max_size``, is checked when the pool is built.
     """
     if overrides is None:
         return

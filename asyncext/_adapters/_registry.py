@@ -105,7 +105,7 @@ def load_entry_points() -> None:
     """Register the adapters declared in the ``asyncext.adapters`` entry-point group.
 
     Entry points whose type is already registered are skipped. One that fails to load is
-    logged and remembered, so that `adapter_for` can say why its type is missing.
+    logged and remembered, so that the error of `adapter_for` can name why its type is missing.
     """
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         if entry_point.name in _adapters or entry_point.value in _loaded_entry_points:

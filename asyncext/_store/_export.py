@@ -32,25 +32,8 @@ logger = logging.getLogger("asyncext.store")
 EXPORT_FORMAT_VERSION = 1
 """The version written in every exported record; import rejects newer versions."""
 
-RECORD_FIELDS = (
-    "format_version",
-    "name",
-    "system_type",
-    "host",
-    "port",
-    "username",
-    "password",
-    "private_key",
-    "private_key_password",
-    "fingerprint",
-    "ignore_fingerprint",
-    "remote_path",
-    "tenants",
-    "options",
-    "revision",
-    "created_at",
-    "updated_at",
-)
+# An exported record has the stored fields except the file's own row id.
+RECORD_FIELDS = ("format_version", *(column for column in COLUMNS if column != "id"))
 _PLAIN_FIELDS = ("host", "port", "username", "fingerprint", "ignore_fingerprint", "remote_path")
 
 OnConflict = Literal["fail", "skip", "overwrite"]

@@ -1,7 +1,7 @@
 """The store's SQLite schema and its ordered migrations.
 
-``PRAGMA user_version`` holds the number of migrations applied. Each migration runs in the same
-transaction that bumps the version, so a file is never left half-migrated.
+``PRAGMA user_version`` contains the number of migrations applied. Each migration runs in the
+same transaction that bumps the version, so a file is never left half-migrated.
 """
 
 from __future__ import annotations

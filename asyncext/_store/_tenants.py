@@ -58,7 +58,7 @@ class TenantView:
     async def export_systems(
         self, *, include_secrets: bool = False
     ) -> builtins.list[dict[str, Any]]:
-        """Return the systems this tenant sees as records; see `SystemStore.export_systems`."""
+        """Return the visible systems as records; see `SystemStore.export_systems`."""
         return await export_systems(
             self._store, include_secrets=include_secrets, tenant=self._tenant
         )
