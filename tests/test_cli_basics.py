@@ -112,6 +112,35 @@ def test_missing_store_fails_with_hint(tmp_path: Path) -> None:
     assert not runner.store.exists()
 
 
+def test_empty_store_file_needs_init(tmp_path: Path) -> None:
+    """A command on an empty file exits 1 and points to init, which makes it a 0600 store."""
+    runner = Cli(tmp_path)
+    runner.store.touch()
+    runner.store.chmod(0o644)
+
+    refused = runner.run("list")
+    initialised = runner.run("init")
+
+    assert refused.code == 1
+    assert refused.stderr.splitlines()[0] == (
+        f"Error: store {str(runner.store)!r} is an empty file"
+    )
+    assert initialised.code == 0
+    assert "created" in initialised.stdout
+    assert stat.S_IMODE(runner.store.stat().st_mode) == 0o600
+
+
+def test_folder_as_store_is_one_error(tmp_path: Path) -> None:
+    """A folder given as --store gives the Error and Hint lines and nothing else."""
+    result = Cli(tmp_path).run("--store", str(tmp_path), "list")
+
+    assert result.code == 1
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"Error: cannot open the store {str(tmp_path)!r}: it is a folder")
+    assert lines[1].startswith("Hint: ")
+    assert len(lines) == 2
+
+
 def test_types_lists_local(cli: Cli) -> None:
     """types shows each installed type with its description, as a table and as JSON."""
     table = cli.run("types")

@@ -340,6 +340,26 @@ async def test_store_missing_folder_raises_store_error(tmp_path: Path) -> None:
         await SystemStore(path).open()
 
 
+async def test_store_empty_file_gets_mode_0600(tmp_path: Path) -> None:
+    """An existing empty file becomes a store readable by its owner only."""
+    path = tmp_path / "empty.db"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+
+    async with SystemStore(path) as store:
+        await store.add("files", "local", remote_path=str(tmp_path))
+
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+async def test_store_folder_path_names_the_folder(tmp_path: Path) -> None:
+    """A folder given as the store path raises StoreError saying that it is a folder."""
+    with pytest.raises(StoreError, match="it is a folder") as caught:
+        await SystemStore(tmp_path).open()
+
+    assert caught.value.path == str(tmp_path)
+
+
 async def test_store_warns_when_collected_open(tmp_path: Path) -> None:
     """A store garbage-collected while open emits a ResourceWarning saying how to close it."""
     store = SystemStore(tmp_path / "systems.db")

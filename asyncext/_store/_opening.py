@@ -8,6 +8,7 @@ import sqlite3
 from typing import Any
 
 import aiosqlite
+import anyio
 
 from .._errors import StoreError
 from ._schema import MIGRATIONS, SCHEMA_VERSION
@@ -17,17 +18,60 @@ logger = logging.getLogger("asyncext.store")
 BUSY_TIMEOUT = 30.0
 """Seconds a write waits for another process's transaction on the same file to finish."""
 
+CONNECT_STOP_TIMEOUT = 5.0
+"""Seconds to wait for aiosqlite's worker thread to stop after a failed connect."""
+
 
 def create_file(path: str) -> None:
-    """Create the file with mode 0600 unless it exists, because SQLite would use the umask."""
+    """Create the file with mode 0600 unless it exists, because SQLite would use the umask.
+
+    An existing empty file holds nothing yet and becomes a new store, so it gets the same
+    mode. A folder is rejected here: SQLite's own error for it names no cause.
+    """
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
+        _prepare_existing_file(path)
         return
     except OSError as exc:
         raise store_error(path, "cannot create", exc) from exc
     os.close(fd)
     logger.info("created store file %r", path)
+
+
+def _prepare_existing_file(path: str) -> None:
+    if os.path.isdir(path):
+        raise StoreError(
+            f"cannot open the store {path!r}: it is a folder; "
+            "pass the path of a store file, such as a name ending in '.db' inside it",
+            path=path,
+        )
+
+    try:
+        if os.path.getsize(path) == 0:
+            os.chmod(path, 0o600)
+    except OSError as exc:
+        raise store_error(path, "cannot open", exc) from exc
+
+
+async def connect(path: str) -> aiosqlite.Connection:
+    """Open an aiosqlite connection in autocommit mode, waiting for the busy timeout.
+
+    Raises:
+        StoreError: SQLite cannot open the file.
+    """
+    connection = aiosqlite.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+    try:
+        return await connection
+    except sqlite3.Error as exc:
+        # aiosqlite stops its worker thread after a failed connect without waiting, and
+        # that thread then resolves a future on this loop. Joining it first keeps a caller
+        # that closes the loop at once (the CLI) from getting "Event loop is closed"
+        # tracebacks. NOTE: `_thread` is private to aiosqlite (seen in 0.22).
+        thread = getattr(connection, "_thread", None)
+        if thread is not None:
+            await anyio.to_thread.run_sync(thread.join, CONNECT_STOP_TIMEOUT)
+        raise store_error(path, "cannot open", exc) from exc
 
 
 async def prepare(db: aiosqlite.Connection, path: str) -> int:

@@ -24,7 +24,7 @@ from .._errors import DuplicateSystem, InvalidSystem, StoreError, SystemNotFound
 from .._system import ExternalSystem
 from .._tasks import run_shielded
 from ._export import ImportReport, OnConflict, export_systems, import_systems
-from ._opening import BUSY_TIMEOUT, create_file, fetch_one, prepare, store_error
+from ._opening import connect, create_file, fetch_one, prepare, store_error
 from ._rotation import RotationReport, rotate_key
 from ._rows import (
     COLUMNS,
@@ -111,10 +111,7 @@ class SystemStore:
             raise StoreError(f"the store {self._path!r} is already open", path=self._path)
 
         await anyio.to_thread.run_sync(create_file, self._path)
-        try:
-            db = await aiosqlite.connect(self._path, timeout=BUSY_TIMEOUT, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise store_error(self._path, "cannot open", exc) from exc
+        db = await connect(self._path)
 
         try:
             version = await prepare(db, self._path)

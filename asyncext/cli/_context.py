@@ -39,15 +39,21 @@ class Context:
     stderr: TextIO
 
     def require_store(self) -> None:
-        """Raise `CommandError` unless the store file exists.
+        """Raise `CommandError` unless the store file exists and is not empty.
 
-        Commands other than ``init`` refuse a missing file, so that a mistyped path does
-        not leave an empty store behind.
+        Commands other than ``init`` refuse a missing or empty file, so that a mistyped path
+        does not leave a new store behind, and so that ``init`` prints that a store was made.
         """
-        if os.path.exists(self.store_path):
+        try:
+            size = os.path.getsize(self.store_path)
+        except OSError:
+            size = None
+        if size:
             return
+
+        state = "not found" if size is None else "is an empty file"
         raise CommandError(
-            f"store {self.store_path!r} not found",
+            f"store {self.store_path!r} {state}",
             hint="create it with 'asyncext init', or point --store or "
             f"{STORE_ENVIRONMENT_VARIABLE} at an existing store",
         )

@@ -26,7 +26,8 @@ def keygen(args: argparse.Namespace, context: Context) -> int:
 
 def init(args: argparse.Namespace, context: Context) -> int:
     """Create the store file, or bring an existing one to the current schema."""
-    existed = os.path.exists(context.store_path)
+    # An empty file becomes a new store, just as a missing one does.
+    existed = os.path.isfile(context.store_path) and os.path.getsize(context.store_path) > 0
 
     async def open_and_close() -> None:
         async with context.open_store(create=True):
