@@ -53,6 +53,7 @@ def test_flag_with_value_not_echoed(cli: Cli, flag: str) -> None:
         ("--pass", TYPED),
         ("--password-stdin", TYPED),
         ("--json", TYPED),
+        ("--port", "22", TYPED),
     ],
 )
 def test_unrecognized_argument_value_not_echoed(cli: Cli, arguments: tuple[str, ...]) -> None:

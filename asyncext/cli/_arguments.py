@@ -32,7 +32,7 @@ class Parser(argparse.ArgumentParser):
     """An `argparse.ArgumentParser` whose errors end with an ``Error:`` and a ``Hint:`` line.
 
     The messages name options but never repeat a value given with ``=``, a value glued to a
-    short option (``-hVALUE``), or a stray argument that follows a flag. Any of them may be a
+    short option (``-hVALUE``), or a stray argument that comes after a flag. Any of them may be a
     secret typed in the wrong place.
     """
 
@@ -144,15 +144,19 @@ def is_hidden(token: str, tokens: Sequence[str]) -> bool:
 
 
 def follows_option(token: str, tokens: Sequence[str]) -> bool:
-    """Return whether ``token`` appears right after an option, where a value would be.
+    """Return whether ``token`` appears anywhere after an option, where it may be a value.
 
+    A stray word right after a flag may be that flag's value, and one after a flag's value
+    may be a second value, such as a passphrase typed after ``--private-key-file PATH``.
     The check is by value, not position, so a token that also appears elsewhere is hidden
-    whenever any of its occurrences follows an option.
+    whenever any of its occurrences comes after an option.
     """
-    return any(
-        current == token and index > 0 and is_option(tokens[index - 1])
-        for index, current in enumerate(tokens)
-    )
+    seen_option = False
+    for current in tokens:
+        if current == token and seen_option:
+            return True
+        seen_option = seen_option or is_option(current)
+    return False
 
 
 def describe_arguments(extras: Sequence[str], tokens: Sequence[str]) -> str:

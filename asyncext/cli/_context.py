@@ -42,7 +42,7 @@ class Context:
         """Raise `CommandError` unless the store file exists and is not empty.
 
         Commands other than ``init`` refuse a missing or empty file, so that a mistyped path
-        does not leave a new store behind, and so that ``init`` prints that a store was made.
+        does not leave a new store behind.
         """
         try:
             size = os.path.getsize(self.store_path)
