@@ -379,7 +379,7 @@ def test_add_uri_without_fingerprint_hint(cli: Cli) -> None:
         "Error: system 'drop' has no host key fingerprint, so the server's identity cannot be "
         "checked"
     )
-    assert "--ignore-fingerprint and then run 'asyncext trust NAME'" in hint
+    assert "--ignore-fingerprint and then run 'asyncext trust drop'" in hint
 
 
 def test_update_ignore_on_pinned_hint(cli: Cli, closed_port: int) -> None:
@@ -422,3 +422,26 @@ def test_empty_asyncext_key_hint(cli: Cli) -> None:
     assert result.code == 1
     assert error.startswith("Error: cannot use the encryption key in ASYNCEXT_KEY: ")
     assert hint.startswith("Hint: set ASYNCEXT_KEY to a key made by 'asyncext keygen'")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "flag"),
+    [
+        (("--type", "sftp", "--host", "127.0.0.1", "--ignore-fingerprint"), "--username USER"),
+        (("--type", "ssh", "--username", "nobody", "--ignore-fingerprint"), "--host HOST"),
+        (
+            (
+                "--type",
+                "local",
+            ),
+            "--remote-path PATH",
+        ),
+    ],
+)
+def test_add_missing_field_hint_names_flag(cli: Cli, arguments: tuple[str, ...], flag: str) -> None:
+    """A required field left out of add leads to the flag that supplies it."""
+    result = cli.run("add", "drop", *arguments)
+
+    _, hint = error_and_hint(result)
+    assert result.code == 1
+    assert hint == f"Hint: give it with {flag}"

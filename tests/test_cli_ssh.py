@@ -136,7 +136,7 @@ def test_add_sftp_without_fingerprint_fails(cli: Cli, sshd: SSHServer) -> None:
 
     assert result.code == 1
     assert result.stderr.startswith("Error: system 'box' has no host key fingerprint")
-    assert "--ignore-fingerprint and then run 'asyncext trust NAME'" in result.stderr
+    assert "--ignore-fingerprint and then run 'asyncext trust box'" in result.stderr
     assert "scan_host_key" not in result.stderr
 
 
@@ -168,13 +168,46 @@ def test_trust_unreachable_fails(cli: Cli, sshd: SSHServer) -> None:
 
 
 def test_trust_local_system_fails(cli: Cli) -> None:
-    """trust of a system without a host exits 1."""
+    """trust of a system whose type checks no host key exits 1 without connecting."""
     cli.add_local("docs")
 
     result = cli.run("trust", "docs", "--yes")
 
     assert result.code == 1
-    assert "system 'docs' (local) has no host, so it has no host key to trust" in result.stderr
+    assert result.stderr.splitlines() == [
+        "Error: system 'docs' is of type 'local', which checks no SSH host key",
+        "Hint: trust applies to systems of type ssh and sftp",
+    ]
+
+
+def test_trust_silent_server_hint(cli: Cli) -> None:
+    """trust of a server that accepts TCP but never answers names the phase, then --timeout."""
+    with socket.socket() as listener:
+        listener.bind((HOST, 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        cli.run(
+            "add",
+            "silent",
+            "--type",
+            "sftp",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--username",
+            "nobody",
+            "--ignore-fingerprint",
+        )
+
+        result = cli.run("trust", "silent", "--yes", "--timeout", "1")
+
+    error, hint = result.stderr.splitlines()
+    assert result.code == 1
+    assert "during the key exchange phase" in error
+    assert hint == (
+        f"Hint: allow more time with --timeout SECONDS if {HOST}:{port} is slow to answer"
+    )
 
 
 def test_interrupt_during_connect_exits_130(cli: Cli) -> None:

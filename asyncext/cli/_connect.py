@@ -6,6 +6,8 @@ import argparse
 import shlex
 import time
 
+from .._adapters._registry import adapter_for
+from .._adapters._ssh import SSHAdapterBase
 from .._adapters._ssh_connect import scan_host_key
 from .._adapters._ssh_settings import DEFAULT_PORT
 from .._errors import ConnectionFailed, EncryptionKeyError, HostKeyMismatch, UnknownSystemType
@@ -124,15 +126,16 @@ async def _scan(store: SystemStore, name: str, timeout: float) -> tuple[External
     """Return the system and the fingerprint of the host key its server offers now.
 
     Raises:
-        CommandError: the system has no host, or its server cannot be reached in time.
+        CommandError: the system's type checks no host key, or its server cannot be reached
+            in time.
     """
     system = await store.get(name)
-    if not system.host:
+    if not isinstance(adapter_for(system.system_type), SSHAdapterBase):
         raise CommandError(
-            f"system {name!r} ({system.system_type}) has no host, so it has no host key to trust",
-            hint="trust applies to ssh and sftp systems; set the host with "
-            f"'asyncext update {shlex.quote(name)} --host HOST'",
+            f"system {name!r} is of type {system.system_type!r}, which checks no SSH host key",
+            hint="trust applies to systems of type ssh and sftp",
         )
+    assert system.host is not None  # the ssh and sftp adapters require one
     port = system.port or DEFAULT_PORT
     started = time.monotonic()
     try:
@@ -143,10 +146,8 @@ async def _scan(store: SystemStore, name: str, timeout: float) -> tuple[External
         timed_out = time.monotonic() - started >= timeout - TIMER_MARGIN
         where = format_address(system.host, port)
         if timed_out:
-            hint = (
-                f"no answer came within {timeout:g} s: check that {where} can be reached "
-                "from this machine (firewall, VPN), or allow more time with --timeout SECONDS"
-            )
+            # The message names the phase that timed out and what to check for it.
+            hint = f"allow more time with --timeout SECONDS if {where} is slow to answer"
         else:
             quoted = shlex.quote(name)
             hint = (

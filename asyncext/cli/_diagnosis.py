@@ -10,6 +10,7 @@ private key, for example.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,7 @@ PROBE_SECRET = "probe"
 FINGERPRINT_HINT = (
     "pass --fingerprint with the server's host key fingerprint (on the server: "
     "ssh-keygen -l -f <host key>.pub), or add the system with --ignore-fingerprint and then "
-    "run 'asyncext trust NAME', which fetches the key and asks you to confirm it"
+    "run 'asyncext trust {quoted}', which fetches the key and asks you to confirm it"
 )
 PINNED_HINT = (
     "the system pins a host key, which --ignore-fingerprint would leave unchecked: pass "
@@ -43,13 +44,18 @@ class Probe:
 
     ``problem`` is the ``Error:`` line, with ``{name}`` for the system's name. It replaces
     the library's message, whose advice is written for Python callers; None keeps the
-    message, which a plug-in may have written.
+    message, which a plug-in may have written. ``hint`` may use ``{quoted}``, the name quoted
+    for a shell.
     """
 
     applies: Callable[[Mapping[str, Any]], bool]
     fix: dict[str, Any]
     problem: str | None
     hint: str
+
+
+def _is_empty(field: str) -> Callable[[Mapping[str, Any]], bool]:
+    return lambda record: not record[field]
 
 
 PROBES = (
@@ -78,6 +84,19 @@ PROBES = (
         None,
         PASSWORD_HINT,
     ),
+    *(
+        Probe(
+            _is_empty(field),
+            {field: value},
+            None,
+            f"give it with --{field.replace('_', '-')} {metavar}",
+        )
+        for field, value, metavar in (
+            ("host", "localhost", "HOST"),
+            ("username", "probe", "USER"),
+            ("remote_path", "/", "PATH"),
+        )
+    ),
 )
 
 PROBED_FIELDS = (
@@ -86,6 +105,9 @@ PROBED_FIELDS = (
     "password",
     "private_key",
     "private_key_password",
+    "host",
+    "username",
+    "remote_path",
 )
 """The fields that decide which probes apply."""
 
@@ -114,7 +136,7 @@ def invalid_record_error(
     for probe in PROBES:
         if probe.applies(record) and _is_fixed_by(build, probe.fix, str(exc)):
             problem = str(exc) if probe.problem is None else probe.problem.format(name=name)
-            return CommandError(problem, hint=probe.hint)
+            return CommandError(problem, hint=probe.hint.format(quoted=shlex.quote(name)))
     if _is_plugin_type(system_type):
         return CommandError(str(exc), hint=plugin_hint(system_type, command))
     return CommandError(
