@@ -113,6 +113,13 @@ def test_adapter_for_unknown_lists_installed() -> None:
     assert "local" in message
     assert "register_adapter" in message
     assert caught.value.system_type == "no-such-type"
+    assert "Did you mean" not in message
+
+
+def test_adapter_for_misspelled_type_suggests() -> None:
+    """UnknownSystemType for a typo of an installed type names that type."""
+    with pytest.raises(UnknownSystemType, match="Did you mean 'local'\\?"):
+        adapter_for("lokal")
 
 
 def test_register_adapter_rejects_conflicting_type() -> None:

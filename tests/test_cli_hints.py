@@ -445,3 +445,30 @@ def test_add_missing_field_hint_names_flag(cli: Cli, arguments: tuple[str, ...],
     _, hint = error_and_hint(result)
     assert result.code == 1
     assert hint == f"Hint: give it with {flag}"
+
+
+def test_test_without_credentials_hint(cli: Cli, closed_port: int) -> None:
+    """test of an sftp system with no password and no key leads to the flags that set them."""
+    cli.run(
+        "add",
+        "drop",
+        "--type",
+        "sftp",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(closed_port),
+        "--username",
+        "nobody",
+        "--ignore-fingerprint",
+    )
+
+    result = cli.run("test", "drop")
+
+    _, hint = error_and_hint(result)
+    assert result.code == 1
+    assert "has no password and no private_key" in result.stdout
+    assert hint == (
+        "Hint: give it a password with 'asyncext update drop --password-stdin', or a private "
+        "key with 'asyncext update drop --private-key-file PATH'"
+    )

@@ -140,12 +140,23 @@ def test_add_needs_type_or_uri(cli: Cli) -> None:
 
 def test_add_unknown_type_fails(cli: Cli) -> None:
     """An unknown type exits 1, lists the installed types and points at 'asyncext types'."""
-    result = cli.run("add", "docs", "--type", "ftp")
+    result = cli.run("add", "docs", "--type", "mssql")
 
     assert result.code == 1
-    assert "unknown system type 'ftp'; installed types:" in result.stderr
-    assert "Hint: install the Python package that provides the type 'ftp'" in result.stderr
+    assert "unknown system type 'mssql'; installed types:" in result.stderr
+    assert "Hint: install the Python package that provides the type 'mssql'" in result.stderr
     assert "'asyncext types' lists the installed types" in result.stderr
+
+
+def test_add_misspelled_type_suggests(cli: Cli) -> None:
+    """A type one typo away from an installed one is named in the hint."""
+    result = cli.run("add", "docs", "--type", "stfp")
+
+    assert result.code == 1
+    assert "unknown system type 'stfp'; installed types:" in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "Hint: did you mean 'sftp'? 'asyncext types' lists the installed types"
+    )
 
 
 def test_add_invalid_field_fails(cli: Cli) -> None:

@@ -346,7 +346,7 @@ async def test_pool_repr() -> None:
     service = FakeService()
     async with service.pool() as pool, pool.acquire():
         text = repr(pool)
-    assert text == "<ClientPool 'fake' open: 1 clients (0 idle, 1 in use), 0 waiting, max_size=10>"
+    assert text == "<ClientPool 'fake' open: 1 client (0 idle, 1 in use), 0 waiting, max_size=10>"
 
 
 async def test_pool_logging(caplog: pytest.LogCaptureFixture) -> None:

@@ -11,6 +11,7 @@ cannot slow down or break lookups of the built-in types.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import threading
 from importlib.metadata import entry_points
@@ -85,14 +86,23 @@ def adapter_for(system_type: str) -> Adapter[Any]:
         return adapter
 
     installed = tuple(sorted(_adapters))
-    message = (
-        f"unknown system type {system_type!r}; installed types: {', '.join(installed)}. "
-        "Install the package that provides it, or register its adapter with register_adapter()"
-    )
+    message = f"unknown system type {system_type!r}; installed types: {', '.join(installed)}. "
+    suggestion = closest_type(system_type, installed)
+    if suggestion is not None:
+        message += f"Did you mean {suggestion!r}? Otherwise install "
+    else:
+        message += "Install "
+    message += "the package that provides it, or register its adapter with register_adapter()"
     failure = _load_errors.get(system_type)
     if failure is not None:
         message += f". Its entry point failed to load: {failure}"
     raise UnknownSystemType(message, system_type=system_type, installed=installed)
+
+
+def closest_type(system_type: str, installed: tuple[str, ...]) -> str | None:
+    """Return the installed type that ``system_type`` most likely misspells, or None."""
+    matches = difflib.get_close_matches(system_type, installed, n=1)
+    return matches[0] if matches else None
 
 
 def installed_adapters() -> dict[str, Adapter[Any]]:

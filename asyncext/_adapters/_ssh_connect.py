@@ -144,7 +144,7 @@ async def open_connection(
         # Nothing else could log in, because the agent and ~/.ssh are never read.
         raise ConnectionFailed(
             f"system {system!r} has no password and no private_key, so it cannot log in to "
-            f"{settings.endpoint}; set one of them with update()",
+            f"{settings.endpoint}; store a password or a private key for it",
             system=system,
         )
 

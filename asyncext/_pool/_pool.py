@@ -279,7 +279,8 @@ class ClientPool(PoolCheckout[ClientT]):
     def __repr__(self) -> str:
         stats = self.stats()
         return (
-            f"<ClientPool {self._name!r} {self._state}: {stats.size} clients "
+            f"<ClientPool {self._name!r} {self._state}: {stats.size} "
+            f"client{'' if stats.size == 1 else 's'} "
             f"({stats.idle} idle, {stats.in_use} in use), {stats.waiting} waiting, "
             f"max_size={self._max_size}>"
         )

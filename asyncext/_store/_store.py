@@ -478,7 +478,7 @@ class SystemStore:
         if tenant is not None:
             where = f"the view of tenant {tenant!r} on {where}"
         return SystemNotFound(
-            f"system {name!r} not found in {where}; 'asyncext list' shows the systems it contains",
+            f"system {name!r} not found in {where}; check the name against the store's list()",
             system=name,
         )
 

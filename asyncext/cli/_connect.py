@@ -69,6 +69,17 @@ def test_failure_hint(system: ExternalSystem, failure: Exception | None, timeout
         return key_hint(failure)
     if isinstance(failure, HostKeyMismatch):
         return trust_hint(system.name)
+    if (
+        isinstance(failure, ConnectionFailed)
+        and isinstance(adapter_for(system.system_type), SSHAdapterBase)
+        and system.password is None
+        and system.private_key is None
+    ):
+        quoted = shlex.quote(system.name)
+        return (
+            f"give it a password with 'asyncext update {quoted} --password-stdin', or a "
+            f"private key with 'asyncext update {quoted} --private-key-file PATH'"
+        )
     if isinstance(failure, TimeoutError):
         budget = f" within {timeout:g} s" if isinstance(failure, ConnectionTestTimeout) else ""
         if not system.host:

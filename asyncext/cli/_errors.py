@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 
+from .._adapters._registry import closest_type
 from .._crypto import KEY_ENVIRONMENT_VARIABLE
 from .._errors import (
     AsyncextError,
@@ -104,6 +105,9 @@ def unknown_type_message(exc: UnknownSystemType) -> str:
 
 
 def unknown_type_hint(exc: UnknownSystemType) -> str:
+    suggestion = closest_type(exc.system_type, exc.installed)
+    if suggestion is not None:
+        return f"did you mean {suggestion!r}? 'asyncext types' lists the installed types"
     return (
         f"install the Python package that provides the type {exc.system_type!r} into the "
         "environment of this command, or correct the type; 'asyncext types' lists the "
