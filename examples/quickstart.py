@@ -234,14 +234,28 @@ def print_results(results: Results) -> None:
         f"{results.unpooled_jobs} more with a new connection each"
     )
     print(f"checked   {results.arrived} files arrived intact in the drop box, then deleted there")
-    print(f"reuse     SSH connections opened: {stats.created}, leases served: {stats.acquired}")
     print(
-        f"time      pooled {pooled_ms:.1f} ms a job ({results.pooled_jobs} in "
-        f"{results.pooled_seconds:.2f} s), unpooled {unpooled_ms:.1f} ms a job "
-        f"({results.unpooled_jobs} in {results.unpooled_seconds:.2f} s): "
-        f"{unpooled_ms / pooled_ms:.1f}x"
+        f"reuse     SSH connections opened: {stats.created}, leases served: {stats.acquired} "
+        "(a lease is one system.client() block)"
     )
-    print(f"stats     {stats}")
+    print(
+        f"time      pooled {results.pooled_jobs} jobs in {results.pooled_seconds:.2f} s "
+        f"({pooled_ms:.1f} ms a job), unpooled {results.unpooled_jobs} in "
+        f"{results.unpooled_seconds:.2f} s ({unpooled_ms:.1f} ms a job): pooling gives "
+        f"{unpooled_ms / pooled_ms:.1f}x the throughput"
+    )
+    print(f"pool      {describe_stats(stats)}")
+
+
+def describe_stats(stats: PoolStats) -> str:
+    """Return the pool's counters as a sentence, with the mean wait of an acquire."""
+    mean_wait_ms = stats.wait_time_total / stats.acquired * 1000 if stats.acquired else 0.0
+    return (
+        f"{stats.size} clients ({stats.idle} idle, {stats.in_use} in use); "
+        f"{stats.created} created, {stats.destroyed} destroyed, {stats.acquired} acquires "
+        f"waiting {mean_wait_ms:.0f} ms on average, {stats.timeouts} timeouts, "
+        f"{stats.failed_checks} failed checks, {stats.create_errors} create errors"
+    )
 
 
 def write_outbox(folder: Path, names: Sequence[str]) -> None:

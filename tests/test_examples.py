@@ -117,7 +117,7 @@ def test_quickstart_runs_without_arguments() -> None:
     opened, leases = reuse_counts(output)
     assert 1 <= opened <= 4
     assert leases == 300
-    assert "created=" in line_starting(output, "stats")
+    assert " created, 0 destroyed, 300 acquires waiting " in line_starting(output, "pool")
     assert line_starting(output, "closed").endswith(": 0 clients left")
     temporary_folder = Path(line_starting(output, "removed").split(maxsplit=1)[1])
     assert not temporary_folder.exists()
