@@ -115,6 +115,8 @@ class Keyring:
         self._owner = owner
         self._warned_unencrypted = False
         self._warned_plain_read = False
+        self.plain_sealed = 0
+        """How many secrets were sealed without a key; a store compares it around a write."""
 
     @classmethod
     def from_setting(cls, key: KeySetting, *, owner: str = "") -> Keyring:
@@ -181,7 +183,7 @@ class Keyring:
     def seal(self, value: str, *, system: str | None = None) -> str:
         """Return the stored form of a secret value: encrypted when there is a key."""
         if self._multi is None:
-            self._warn_unencrypted(system)
+            self.plain_sealed += 1
             return SealedText(PLAIN_PREFIX + value)
         token = self._multi.encrypt(value.encode("utf-8")).decode("ascii")
         return SealedText(ENCRYPTED_PREFIX + token)
@@ -206,7 +208,8 @@ class Keyring:
         sealed = {name: self.seal_secret(value, system=system) for name, value in secrets.items()}
         return {**options, OPTION_SECRETS: sealed}
 
-    def _warn_unencrypted(self, system: str | None) -> None:
+    def warn_unencrypted(self, system: str | None) -> None:
+        """Log once per store that secrets are being written unencrypted."""
         if self._warned_unencrypted:
             return
         self._warned_unencrypted = True

@@ -221,6 +221,60 @@ async def test_key_wrong_export_without_secrets(encrypted_store: Path) -> None:
     assert [record["name"] for record in records] == ["plain", "vault"]
 
 
+NEW_PASSWORD = "key-test-new-pw-7a90"
+register_secret(NEW_PASSWORD)
+
+
+def file_bytes(path: Path) -> bytes:
+    """Return the bytes of the store file and of its write-ahead log."""
+    wal = path.with_name(path.name + "-wal")
+    return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+@pytest.mark.usefixtures("no_environment_key")
+@pytest.mark.parametrize(
+    "write",
+    [
+        pytest.param(
+            lambda store: store.add("new", "credential-test", host="h", password=NEW_PASSWORD),
+            id="add",
+        ),
+        pytest.param(lambda store: store.update("plain", password=NEW_PASSWORD), id="update"),
+        pytest.param(
+            lambda store: store.import_systems(
+                [{"name": "new", "system_type": "credential-test", "password": NEW_PASSWORD}]
+            ),
+            id="import",
+        ),
+    ],
+)
+async def test_key_missing_refuses_plain_next_to_encrypted(
+    encrypted_store: Path, write: Callable[[SystemStore], Any]
+) -> None:
+    """Without a key, a store holding encrypted secrets stores no new secret unencrypted."""
+    async with SystemStore(encrypted_store) as store:
+        with pytest.raises(EncryptionKeyError, match="holds encrypted secrets") as caught:
+            await write(store)
+        names = [system.name for system in await store.list()]
+        plain = await store.get("plain")
+
+    assert "open the store with its key" in str(caught.value)
+    assert names == ["plain", "vault"]
+    assert plain.password is None
+    assert NEW_PASSWORD.encode() not in file_bytes(encrypted_store)
+
+
+@pytest.mark.usefixtures("no_environment_key")
+async def test_key_missing_writes_without_secrets(encrypted_store: Path) -> None:
+    """Without a key, writes that carry no new secret still work on an encrypted store."""
+    async with SystemStore(encrypted_store) as store:
+        await store.add("bare", "credential-test", host="h")
+        await store.update("vault", host="moved.example")
+        names = [system.name for system in await store.list()]
+
+    assert names == ["bare", "plain", "vault"]
+
+
 # --- lazy decryption -----------------------------------------------------------------------
 
 

@@ -22,7 +22,14 @@ import anyio.to_thread
 from .._errors import DuplicateSystem, InvalidSystem
 from .._secrets import OPTION_SECRETS, split_option_secrets
 from .._system import SECRET_FIELDS, ExternalSystem
-from ._rows import COLUMNS, SELECT_COLUMNS, column_value, system_from_row, utc_now
+from ._rows import (
+    COLUMNS,
+    SELECT_COLUMNS,
+    check_unencrypted_write,
+    sealed_values,
+    system_from_row,
+    utc_now,
+)
 
 if TYPE_CHECKING:
     from ._store import SystemStore
@@ -194,19 +201,19 @@ async def import_systems(
 
         # Write: one INSERT per new system, one UPDATE of every column per replaced one.
         columns = [column for column in COLUMNS if column != "id"]
+        plain: builtins.list[str] = []
+        inserted_rows = [sealed_values(system, columns, keyring, plain) for system in added]
+        replaced_rows = [
+            [*sealed_values(system, columns, keyring, plain), system.name] for system in replaced
+        ]
+        await check_unencrypted_write(db, keyring, store=store._path, systems=plain)
+
         placeholders = ", ".join("?" for _ in columns)
         await db.executemany(
-            f"INSERT INTO systems ({', '.join(columns)}) VALUES ({placeholders})",
-            [[column_value(system, column, keyring) for column in columns] for system in added],
+            f"INSERT INTO systems ({', '.join(columns)}) VALUES ({placeholders})", inserted_rows
         )
         assignments = ", ".join(f"{column} = ?" for column in columns)
-        await db.executemany(
-            f"UPDATE systems SET {assignments} WHERE name = ?",
-            [
-                [*(column_value(system, column, keyring) for column in columns), system.name]
-                for system in replaced
-            ],
-        )
+        await db.executemany(f"UPDATE systems SET {assignments} WHERE name = ?", replaced_rows)
 
         # Pools retire the clients of replaced systems, so they need the rows as stored.
         rows: builtins.list[Any] = []

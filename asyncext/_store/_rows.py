@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from .._crypto import Keyring, SealedText
+import aiosqlite
+
+from .._crypto import ENCRYPTED_PREFIX, Keyring, SealedText
+from .._errors import EncryptionKeyError
 from .._secrets import OPTION_SECRETS
 from .._system import SECRET_FIELDS, ClientSource, ExternalSystem
 
@@ -143,3 +146,49 @@ def _read_options(text: str, keyring: Keyring, name: str) -> dict[str, Any]:
     if OPTION_SECRETS in options:
         keyring.unseal_options(options, system=name)
     return options
+
+
+HAS_ENCRYPTED_SECRET = (
+    f"SELECT 1 FROM systems WHERE password GLOB '{ENCRYPTED_PREFIX}*' "
+    f"OR private_key GLOB '{ENCRYPTED_PREFIX}*' "
+    f"OR private_key_password GLOB '{ENCRYPTED_PREFIX}*' "
+    f"OR options GLOB '*\"{ENCRYPTED_PREFIX}*' LIMIT 1"
+)
+"""Finds a row with an encrypted secret, secret options included."""
+
+
+async def check_unencrypted_write(
+    db: aiosqlite.Connection, keyring: Keyring, *, store: str, systems: Sequence[str]
+) -> None:
+    """Reject secrets sealed without a key when the file already holds encrypted ones.
+
+    Such a store was most likely opened without its key by mistake, and writing would leave
+    some secrets readable in the file. Otherwise a keyless write is allowed and logged once.
+
+    Args:
+        systems: the names of the systems whose secrets this write stores unencrypted.
+
+    Raises:
+        EncryptionKeyError: the write would store a secret unencrypted next to encrypted ones.
+    """
+    if not systems:
+        return
+    if await db.execute_fetchall(HAS_ENCRYPTED_SECRET):
+        raise EncryptionKeyError(
+            f"store {store!r} holds encrypted secrets but was opened without a key, so the "
+            f"secrets of system {systems[0]!r} would be stored unencrypted; open the store "
+            "with its key (ASYNCEXT_KEY or SystemStore(key=...)) and write them again"
+        )
+    keyring.warn_unencrypted(systems[0])
+
+
+def sealed_values(
+    system: ExternalSystem, columns: Sequence[str], keyring: Keyring, plain: list[str]
+) -> list[Any]:
+    """Return the stored values of ``columns``, adding the name to ``plain`` when a secret
+    of ``system`` is stored unencrypted."""
+    plain_before = keyring.plain_sealed
+    values = [column_value(system, column, keyring) for column in columns]
+    if keyring.plain_sealed != plain_before:
+        plain.append(system.name)
+    return values

@@ -30,7 +30,8 @@ from ._rows import (
     COLUMNS,
     EDITABLE_FIELDS,
     SELECT_COLUMNS,
-    column_value,
+    check_unencrypted_write,
+    sealed_values,
     system_from_row,
     utc_now,
 )
@@ -228,7 +229,8 @@ class SystemStore:
             **fields,
         )
         columns = [column for column in COLUMNS if column != "id"]
-        values = [column_value(candidate, column, self._keyring) for column in columns]
+        plain: builtins.list[str] = []
+        values = sealed_values(candidate, columns, self._keyring, plain)
 
         async def insert(db: aiosqlite.Connection) -> Any:
             if await db.execute_fetchall("SELECT 1 FROM systems WHERE name = ?", (name,)):
@@ -237,6 +239,7 @@ class SystemStore:
                     "choose another name, or change it with update()",
                     system=name,
                 )
+            await check_unencrypted_write(db, self._keyring, store=self._path, systems=plain)
             placeholders = ", ".join("?" for _ in columns)
             await db.execute(
                 f"INSERT INTO systems ({', '.join(columns)}) VALUES ({placeholders})", values
@@ -299,7 +302,9 @@ class SystemStore:
             # ciphertext and are never decrypted.
             columns = [*changes, "revision", "updated_at"]
             assignments = ", ".join(f"{column} = ?" for column in columns)
-            values = [column_value(changed, column, self._keyring) for column in columns]
+            plain: builtins.list[str] = []
+            values = sealed_values(changed, columns, self._keyring, plain)
+            await check_unencrypted_write(db, self._keyring, store=self._path, systems=plain)
             await db.execute(
                 f"UPDATE systems SET {assignments} WHERE id = ?", [*values, current.id]
             )

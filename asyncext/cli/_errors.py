@@ -124,8 +124,8 @@ def key_hint(exc: EncryptionKeyError) -> str:
             "list of keys, newest first)"
         )
     return (
-        f"set {KEY_ENVIRONMENT_VARIABLE} to a key made by 'asyncext keygen', or to a "
-        "comma-separated list of such keys, newest first"
+        f"set {KEY_ENVIRONMENT_VARIABLE} to the store's key, made by 'asyncext keygen' "
+        "(during a key rotation, a comma-separated list of keys, newest first)"
     )
 
 
