@@ -251,9 +251,9 @@ def file_bytes(path: Path) -> bytes:
 async def test_key_missing_refuses_plain_next_to_encrypted(
     encrypted_store: Path, write: Callable[[SystemStore], Any]
 ) -> None:
-    """Without a key, a store holding encrypted secrets stores no new secret unencrypted."""
+    """Without a key, a store containing encrypted secrets stores no new secret unencrypted."""
     async with SystemStore(encrypted_store) as store:
-        with pytest.raises(EncryptionKeyError, match="holds encrypted secrets") as caught:
+        with pytest.raises(EncryptionKeyError, match="contains encrypted secrets") as caught:
             await write(store)
         names = [system.name for system in await store.list()]
         plain = await store.get("plain")

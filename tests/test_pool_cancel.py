@@ -128,9 +128,11 @@ async def test_pool_wait_for_cancels_acquire() -> None:
 
         loop = asyncio.get_running_loop()
         started = loop.time()
-        with pytest.raises(asyncio.TimeoutError):
+        with pytest.raises(asyncio.TimeoutError) as caught:
             await within(asyncio.wait_for(attempt(), 0.25))
         elapsed = loop.time() - started
+        # PoolTimeout is a TimeoutError too: the pool must let the cancellation through.
+        assert not isinstance(caught.value, PoolTimeout)
         waiting = pool.stats().waiting
         release.set()
         await within(holder)

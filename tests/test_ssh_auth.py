@@ -144,8 +144,9 @@ async def test_ssh_repr_hides_credentials(sshd: SSHServer) -> None:
 def hostile_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sshd: SSHServer) -> Path:
     """A HOME whose ~/.ssh would break or change every connection if it were read.
 
-    The config sends connections to port 1 through a failing proxy, known_hosts revokes the
-    server's keys, and id_ed25519 is a key that the server accepts.
+    The config sends connections to port 1 through a failing proxy and turns off key
+    authentication, known_hosts revokes the server's keys, and id_ed25519 is a key that the
+    server accepts.
     """
     home = tmp_path / "home"
     dot_ssh = home / ".ssh"
@@ -157,6 +158,8 @@ def hostile_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sshd: SSHServe
         "  ProxyCommand false\n"
         "  HostKeyAlgorithms ssh-dss\n"
         "  IdentityFile ~/.ssh/id_ed25519\n"
+        "  PubkeyAuthentication no\n"
+        "  PreferredAuthentications password\n"
     )
     revoked = [f"@revoked * {sshd.keys.public_line(key_type)}\n" for key_type in ("ED25519", "RSA")]
     (dot_ssh / "known_hosts").write_text("".join(revoked))

@@ -231,10 +231,17 @@ def test_uri_without_secrets_never_reads_a_mask() -> None:
 # --- malformed URIs ------------------------------------------------------------------------
 
 
-def test_uri_unencoded_password_rejected() -> None:
-    """A password with a raw '/' is rejected at parse time, naming the part, hiding it."""
+@pytest.mark.parametrize(
+    "uri", ["sftp://AKIA:abc123/321xyz@bucket", "sftp://AKIA:123/321xyz@bucket"]
+)
+def test_uri_unencoded_password_rejected(uri: str) -> None:
+    """A password with a raw '/' is rejected at parse time, naming the part, hiding it.
+
+    The second form reads as a valid host and port up to the '/', so only the '@' after
+    it shows that a password was meant.
+    """
     with pytest.raises(InvalidSystem) as caught:
-        parse("sftp://AKIA:abc123/321xyz@bucket")
+        parse(uri)
     message = str(caught.value)
     assert "password" in message
     assert "321xyz" not in message

@@ -160,7 +160,7 @@ HAS_ENCRYPTED_SECRET = (
 async def check_unencrypted_write(
     db: aiosqlite.Connection, keyring: Keyring, *, store: str, systems: Sequence[str]
 ) -> None:
-    """Reject secrets sealed without a key when the file already holds encrypted ones.
+    """Reject secrets sealed without a key when the file already contains encrypted ones.
 
     Such a store was most likely opened without its key by mistake, and writing would leave
     some secrets readable in the file. Otherwise a keyless write is allowed and logged once.
@@ -175,7 +175,7 @@ async def check_unencrypted_write(
         return
     if await db.execute_fetchall(HAS_ENCRYPTED_SECRET):
         raise EncryptionKeyError(
-            f"store {store!r} holds encrypted secrets but was opened without a key, so the "
+            f"store {store!r} contains encrypted secrets but was opened without a key, so the "
             f"secrets of system {systems[0]!r} would be stored unencrypted; open the store "
             "with its key (ASYNCEXT_KEY or SystemStore(key=...)) and write them again"
         )
