@@ -373,3 +373,40 @@ async def test_store_pools_removed_record_not_found(store: SystemStore) -> None:
     again = await store.add("api", COUNTING, host="again.example")
     client = await use(again)
     assert client.host == "again.example"
+
+
+async def cancel_soon(operation: Any) -> None:
+    """Run ``operation`` in a task, cancel it once it has started, and wait for it to end."""
+    task = asyncio.ensure_future(operation)
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_store_pools_cancelled_update_retires(store: SystemStore) -> None:
+    """An update cancelled while it commits still retires the clients of the old record."""
+    system = await store.add("api", COUNTING, host="old.example")
+    old = await use(system)
+
+    await cancel_soon(store.update("api", host="new.example"))
+    stored = await store.get("api")
+    client = await use(system)
+
+    assert stored.host == "new.example"
+    assert old.destroyed
+    assert client.host == "new.example"
+
+
+async def test_store_pools_cancelled_remove_closes(store: SystemStore) -> None:
+    """A remove cancelled while it commits still closes the pool of the removed system."""
+    system = await store.add("api", COUNTING, host="h.example")
+    client = await use(system)
+    pool = pools_of(store).pool_for("api")
+
+    await cancel_soon(store.remove("api"))
+
+    assert client.destroyed
+    assert " closed:" in repr(pool)
+    with pytest.raises(SystemNotFound):
+        await use(system)

@@ -224,7 +224,13 @@ async def import_systems(
         report = ImportReport(added=len(added), overwritten=len(replaced), skipped=skipped)
         return report, rows
 
-    report, replaced_rows = await store._write(write)
+    async def retire_clients(result: tuple[ImportReport, builtins.list[Any]]) -> None:
+        if store._pools is not None:
+            for row in result[1]:
+                system = system_from_row(row, store._keyring, store._pools)
+                store._pools.system_changed(system.name, system)
+
+    report, _ = await store._write(write, after_commit=retire_clients)
     logger.info(
         "imported into store %r: %d systems added, %d overwritten, %d skipped",
         store.path,
@@ -232,10 +238,6 @@ async def import_systems(
         report.overwritten,
         report.skipped,
     )
-    if store._pools is not None:
-        for row in replaced_rows:
-            system = system_from_row(row, store._keyring, store._pools)
-            store._pools.system_changed(system.name, system)
     return report
 
 

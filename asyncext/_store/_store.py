@@ -313,7 +313,13 @@ class SystemStore:
             )
             return row, current
 
-        row, previous = await self._write(rewrite)
+        async def retire_clients(result: tuple[Any, ExternalSystem]) -> None:
+            row, previous = result
+            if self._pools is not None:
+                system = system_from_row(row, self._keyring, self._pools)
+                self._pools.system_changed(previous.name, system)
+
+        row, _ = await self._write(rewrite, after_commit=retire_clients)
         system = system_from_row(row, self._keyring, self._pools)
         logger.info(
             "updated system %r to revision %d (changed: %s)",
@@ -321,8 +327,6 @@ class SystemStore:
             system.revision,
             ", ".join(sorted(changes)) or "nothing",
         )
-        if self._pools is not None:
-            self._pools.system_changed(previous.name, system)
         return system
 
     async def remove(self, name: str) -> None:
@@ -345,10 +349,12 @@ class SystemStore:
             await db.execute("DELETE FROM systems WHERE name = ?", (name,))
             return system_from_row(rows[0], self._keyring, None)
 
-        removed = await self._write(delete)
+        async def close_pool(removed: ExternalSystem) -> None:
+            if self._pools is not None:
+                await self._pools.system_removed(removed)
+
+        await self._write(delete, after_commit=close_pool)
         logger.info("removed system %r", name)
-        if self._pools is not None:
-            await self._pools.system_removed(removed)
 
     # --- secrets: rotation, export and import --------------------------------------------
 
@@ -452,13 +458,19 @@ class SystemStore:
         except sqlite3.Error as exc:
             raise store_error(self._path, "cannot read", exc) from exc
 
-    async def _write(self, operation: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
-        """Run ``operation`` in one write transaction.
+    async def _write(
+        self,
+        operation: Callable[[aiosqlite.Connection], Awaitable[T]],
+        *,
+        after_commit: Callable[[T], Awaitable[None]] | None = None,
+    ) -> T:
+        """Run ``operation`` in one write transaction, then ``after_commit`` on its result.
 
-        The transaction runs shielded from cancellation, so a cancelled caller leaves either
-        the old or the new record, never a partial one. BEGIN IMMEDIATE takes the write lock
-        up front: a deferred transaction that reads first can fail at once with "database is
-        locked" when another process commits in between, without waiting for the busy timeout.
+        Both run shielded from cancellation, so a cancelled caller leaves either the old or
+        the new record, never a partial one, and a committed change always reaches the
+        pools. BEGIN IMMEDIATE takes the write lock up front: a deferred transaction that
+        reads first can fail at once with "database is locked" when another process commits
+        in between, without waiting for the busy timeout.
         """
         db = self._require_open()
 
@@ -471,7 +483,9 @@ class SystemStore:
                     await db.execute("ROLLBACK")
                     raise
                 await db.execute("COMMIT")
-                return result
+            if after_commit is not None:
+                await after_commit(result)
+            return result
 
         try:
             return await run_shielded(transaction)
