@@ -20,7 +20,7 @@ from test_pool_support import (
     within,
 )
 
-from asyncext import ClientPool, PoolClosed, PoolOptions
+from asyncext import ClientPool, ConnectionFailed, PoolClosed, PoolOptions
 
 
 async def test_pool_async_with_opens_and_closes() -> None:
@@ -381,3 +381,23 @@ def test_pool_rejects_bad_arguments() -> None:
         ClientPool(None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="PoolOptions"):
         ClientPool(FakeService().create, options={"max_size": 3})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("returned", [object(), None], ids=["same-object", "none"])
+async def test_pool_create_same_object_rejected(returned: object) -> None:
+    """A create that returns an object the pool already holds fails that create only."""
+
+    async def create() -> object:
+        return returned
+
+    pool = ClientPool(create, options=PoolOptions(max_size=2))
+    async with pool:
+        async with pool.acquire() as first:
+            with pytest.raises(ConnectionFailed, match="already holds as client #1"):
+                async with pool.acquire():
+                    pass
+        stats = pool.stats()
+
+    assert first is returned
+    assert (stats.size, stats.created, stats.create_errors) == (1, 1, 1)
+    assert pool.stats().destroyed == 1

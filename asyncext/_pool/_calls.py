@@ -111,6 +111,15 @@ def create_result(task: asyncio.Task[Any], pool_name: str) -> Any:
     ) from error
 
 
+def duplicate_client(pool_name: str, number: int) -> ConnectionFailed:
+    """Return the error for a create that returned a client the pool already holds."""
+    return ConnectionFailed(
+        f"creating a client for pool {pool_name!r} failed: create returned the object that "
+        f"the pool already holds as client #{number}; create must return a new client on "
+        "every call"
+    )
+
+
 def create_timed_out(pool_name: str, timeout: float) -> ConnectionFailed:
     """Return the error for a create that did not finish within ``create_timeout``."""
     error = ConnectionFailed(

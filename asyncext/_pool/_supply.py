@@ -30,6 +30,7 @@ from ._calls import (
     create_timed_out,
     describe,
     describe_cause,
+    duplicate_client,
     maintain,
     run_check,
     start_create,
@@ -125,7 +126,10 @@ class PoolSupply(PoolState[ClientT]):
             return
         try:
             client = create_result(task, self._name)
+            if id(client) in self._entries:
+                raise duplicate_client(self._name, self._entries[id(client)].number)
         except AsyncextError as error:
+            # A duplicate is not destroyed: it is the client of another entry.
             self._size -= 1
             self._create_failed(error)
             self._check_drained()
