@@ -245,6 +245,36 @@ async def test_pool_create_error_each_waiter() -> None:
     assert service.create_calls <= 2
 
 
+async def test_pool_create_error_spares_waiters_of_live_client() -> None:
+    """While a client lives, a failed create fails only the oldest waiter; the client
+    serves the others."""
+    service = FakeService()
+    release = asyncio.Event()
+    async with service.pool(max_size=2, acquire_timeout=5) as pool:
+        holder = asyncio.create_task(hold(pool, release, []))
+        await wait_until(lambda: pool.stats().in_use == 1)
+        service.create_error = ConnectionRefusedError("connection refused")
+        service.create_gate = asyncio.Event()
+
+        # The gate holds the one create until all ten wait; then it fails, and later
+        # creates succeed.
+        attempts = [asyncio.create_task(acquire_outcome(pool)) for _ in range(10)]
+        await wait_until(lambda: pool.stats().waiting == 10)
+        service.create_gate.set()
+        await wait_until(lambda: pool.stats().create_errors == 1)
+        service.create_error = None
+        release.set()
+        results = await within(asyncio.gather(*attempts))
+        await within(holder)
+
+    failures = [result for result in results if isinstance(result, BaseException)]
+    assert len(failures) == 1
+    assert isinstance(failures[0], ConnectionFailed)
+    assert results[0] is failures[0]
+    assert pool.stats().create_errors == 1
+    assert service.create_calls <= 2
+
+
 async def test_pool_create_error_shared_by_waiters() -> None:
     """One failed create fails every waiter it leaves with nothing to wait for, each with
     its own exception chained to the same cause."""

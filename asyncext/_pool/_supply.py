@@ -92,10 +92,14 @@ class PoolSupply(PoolState[ClientT]):
                 return
 
         # Waiters with no create in flight for them, where a shared client serves several.
+        # After a failed create, the waiters of a pool with a live client wait for that
+        # client instead of starting creates that could fail one by one at once.
         needed = -(-len(self._waiters) // self._max_leases) - self._creating
         fill = self._min_size - self._size
-        if fill > 0 and monotonic() < self._fill_blocked_until:
+        if self._fill_failures and monotonic() < self._fill_blocked_until:
             fill = 0
+            if self._has_live_client():
+                needed = 0
         for _ in range(min(room, max(needed, fill))):
             self._size += 1
             self._creating += 1
@@ -207,17 +211,22 @@ class PoolSupply(PoolState[ClientT]):
         return entry
 
     def _create_failed(self, error: AsyncextError) -> None:
-        """Give a create error to every waiter that no create in flight can serve, and
-        delay creates for ``min_size``."""
+        """Give a create error to the waiters that nothing else can serve, and delay
+        creates for ``min_size``."""
         self._create_errors += 1
         reason = describe_cause(error)
         self._last_create_error = reason
         self._last_create_failure = (monotonic(), error)
 
         # Each waiter would otherwise start a create of its own, and a server that rejects
-        # the credentials would see one login attempt per waiter. The waiters raise the
-        # error themselves, so it is logged here only when none gets it.
-        covered = self._creating * self._max_leases
+        # the credentials would see one login attempt per waiter. While a client lives, the
+        # failure may be passing, and that client will serve the other waiters, so only the
+        # oldest waiter gets the error. The waiters raise the error themselves, so it is
+        # logged here only when none gets it.
+        if self._has_live_client():
+            covered = len(self._waiters)
+        else:
+            covered = self._creating * self._max_leases
         failed = self._waiters.fail_uncovered(error, copy_error, covered)
         if failed:
             logger.debug(
@@ -234,10 +243,14 @@ class PoolSupply(PoolState[ClientT]):
             self._schedule_fill_retry()
             self._grow()
 
+    def _has_live_client(self) -> bool:
+        return any(entry.state is not GONE for entry in self._entries.values())
+
     def _schedule_fill_retry(self) -> None:
         """Hold off creates for ``min_size`` for a jittered, growing delay after a failure.
 
-        Creates for waiters are not held off: each waiter should get the real error soon.
+        Creates for waiters are held off only while a live client can serve them: without
+        one, each waiter should get the real error soon.
         """
         assert self._loop is not None
         self._fill_failures += 1
