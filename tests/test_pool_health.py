@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from test_pool_support import (
@@ -13,6 +15,7 @@ from test_pool_support import (
     FakeService,
     acquire_outcome,
     bounded_test,  # noqa: F401 - an autouse fixture that bounds each test
+    hold,
     messages,
     wait_until,
     within,
@@ -409,3 +412,73 @@ async def test_pool_open_wait_timeout() -> None:
         await within(opening)
     assert len(service.created) == 1
     assert service.alive == 0
+
+
+def closed_probe_pool(
+    service: FakeService, is_closed: Callable[[FakeClient], bool], **options: Any
+) -> ClientPool[FakeClient]:
+    """Return a pool over ``service`` whose checks are never due, with ``is_closed``."""
+    return ClientPool(
+        service.create,
+        service.destroy,
+        service.check,
+        PoolOptions(check_interval=3600, acquire_timeout=5, **options),
+        name="fake",
+        is_closed=is_closed,
+    )
+
+
+async def test_pool_is_closed_retires_before_check_due() -> None:
+    """A client that reports itself closed is replaced even within check_interval."""
+    service = FakeService()
+    async with closed_probe_pool(service, lambda client: not client.alive) as pool:
+        async with pool.acquire() as first:
+            pass
+        first.alive = False
+        async with pool.acquire() as second:
+            pass
+    stats = pool.stats()
+
+    assert second is not first
+    assert first.destroyed
+    assert service.check_calls == 0
+    assert (stats.created, stats.destroyed) == (2, 2)
+
+
+async def test_pool_is_closed_error_retires(caplog: pytest.LogCaptureFixture) -> None:
+    """An is_closed that raises retires the client, with a WARNING naming the pool."""
+
+    def broken(client: FakeClient) -> bool:
+        if client.number == 1:
+            raise RuntimeError("probe failed")
+        return False
+
+    service = FakeService()
+    async with closed_probe_pool(service, broken) as pool:
+        async with pool.acquire() as first:
+            pass
+        async with pool.acquire() as second:
+            pass
+
+    assert (first.number, second.number) == (1, 2)
+    assert any(
+        "is_closed failed for client #1" in text
+        for text in messages(caplog.records, logging.WARNING)
+    )
+
+
+async def test_pool_is_closed_skips_shared_client() -> None:
+    """A shared client that reports itself closed takes no new holders."""
+    service = FakeService()
+    release = asyncio.Event()
+    async with closed_probe_pool(service, lambda client: not client.alive, max_leases=4) as pool:
+        got: list[FakeClient] = []
+        holder = asyncio.create_task(hold(pool, release, got))
+        await wait_until(lambda: len(got) == 1)
+        got[0].alive = False
+        async with pool.acquire() as other:
+            pass
+        release.set()
+        await within(holder)
+
+    assert other is not got[0]

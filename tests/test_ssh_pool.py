@@ -220,6 +220,31 @@ async def test_idle_connection_closed_by_server(
     assert pool_stats(store).created == 2
 
 
+@pytest.mark.parametrize("system_type", ["ssh", "sftp"])
+async def test_closed_connection_replaced_before_check_due(
+    tmp_path: Path, start_sshd: Callable[..., SSHServer], system_type: str
+) -> None:
+    """A connection closed by the server is replaced even when its check is not yet due."""
+    server = start_sshd()
+    options = PoolOptions(max_size=4, check_interval=60)
+    async with SystemStore(tmp_path / "systems.db", pool=options) as store:
+        system = await add(store, server, system_type)
+        async with system.client() as first:
+            connection = first if system_type == "ssh" else first.connection
+
+        server.drop_connections()
+        await asyncio.wait_for(connection.wait_closed(), SOON)
+        async with system.client() as second:
+            if system_type == "ssh":
+                await second.run("true", check=True)
+            else:
+                await second.listdir()
+        stats = pool_stats(store)
+
+    assert second is not first
+    assert (stats.created, stats.failed_checks) == (2, 0)
+
+
 async def test_burst_of_connects_within_max_startups(
     tmp_path: Path, start_sshd: Callable[..., SSHServer]
 ) -> None:

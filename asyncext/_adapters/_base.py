@@ -53,6 +53,16 @@ class Adapter(abc.ABC, Generic[ClientT]):
         """Return whether a pooled client still works; a false result retires it."""
         return True
 
+    def is_closed(self, client: ClientT) -> bool:
+        """Return whether the client already knows that it cannot work, without any I/O.
+
+        The pool asks on every hand-out, also of a client used too recently for
+        `check_client`, so that a connection the server has closed is replaced at once.
+        Override it only with a cheap local test, such as a closed socket; the default
+        returns False.
+        """
+        return False
+
     def lease_limit(self, client: ClientT) -> int | None:
         """Return how many pool holders may share this client now, or None for no own limit.
 

@@ -95,6 +95,9 @@ class SFTPAdapter(SSHAdapterBase[SFTPFileClient]):
     async def destroy_client(self, client: SFTPFileClient) -> None:
         await client.aclose()
 
+    def is_closed(self, client: SFTPFileClient) -> bool:
+        return not client.is_usable()
+
     async def check_client(self, client: SFTPFileClient) -> bool:
         if not client.is_usable():
             return False

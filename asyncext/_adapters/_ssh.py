@@ -103,6 +103,9 @@ class SSHAdapter(SSHAdapterBase[asyncssh.SSHClientConnection]):
     async def check_client(self, client: asyncssh.SSHClientConnection) -> bool:
         return not client.is_closed()
 
+    def is_closed(self, client: asyncssh.SSHClientConnection) -> bool:
+        return client.is_closed()
+
     def lease_limit(self, client: asyncssh.SSHClientConnection) -> int | None:
         slots = channel_slots(client)
         return None if slots is None else slots.limit

@@ -31,11 +31,14 @@ class PoolCheckout(PoolSupply[ClientT]):
     # --- acquiring -----------------------------------------------------------------------
 
     def _acquire_nowait(self) -> PooledClient | None:
-        """Lease the newest idle client unless waiters are queued or it is due for a check."""
+        """Lease the newest idle client unless waiters are queued, it is due for a check, or
+        it reports its connection closed."""
         idle = self._idle
         if idle and self._exclusive and not self._waiters:
             entry = idle[-1]
-            if monotonic() < entry.fast_until:
+            if monotonic() < entry.fast_until and (
+                self._is_closed is None or not self._reports_closed(entry)
+            ):
                 idle.pop()
                 entry.leases = 1
                 entry.state = BUSY

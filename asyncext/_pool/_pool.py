@@ -61,6 +61,10 @@ class ClientPool(PoolCheckout[ClientT]):
             client may serve now, or None for no limit of its own. The pool takes the
             smaller of it and ``max_leases``, and at least 1. Holders beyond a lowered
             limit keep their lease; new holders go to other clients.
+        is_closed: returns whether a client already knows that it cannot work, such as a
+            connection whose peer has closed it. Unlike ``check`` it runs on every hand-out
+            of an idle or shared client, also within ``check_interval``, so it must be a
+            cheap local test. A true result, or an exception, destroys the client.
 
     Example::
 
@@ -78,6 +82,7 @@ class ClientPool(PoolCheckout[ClientT]):
         name: str = "",
         *,
         lease_limit: Callable[[ClientT], int | None] | None = None,
+        is_closed: Callable[[ClientT], bool] | None = None,
     ) -> None:
         if not callable(create):
             raise TypeError(f"pool {name!r}: create must be a coroutine function, not {create!r}")
@@ -85,7 +90,7 @@ class ClientPool(PoolCheckout[ClientT]):
             raise TypeError(
                 f"pool {name!r}: options must be a PoolOptions, not {type(options).__name__}"
             )
-        super().__init__(create, destroy, check, options, name, lease_limit)
+        super().__init__(create, destroy, check, options, name, lease_limit, is_closed)
         self._closed: asyncio.Future[None] | None = None
 
     @property

@@ -56,11 +56,13 @@ class PoolState(Generic[ClientT]):
         options: PoolOptions,
         name: str,
         lease_limit: Callable[[ClientT], int | None] | None,
+        is_closed: Callable[[ClientT], bool] | None = None,
     ) -> None:
         self._create = create
         self._destroy_client = destroy
         self._check = check
         self._lease_limit = lease_limit
+        self._is_closed = is_closed
         self._name = name
         self._state = NEW
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -136,6 +138,8 @@ class PoolState(Generic[ClientT]):
         """Return why an idle client must retire instead of being handed out, or None."""
         if entry.retired is not None:
             return entry.retired
+        if self._is_closed is not None and self._reports_closed(entry):
+            return "it reports its connection closed"
         if now >= entry.expires_at:
             return "it reached max_lifetime"
         max_idle = self._options.max_idle
@@ -146,6 +150,20 @@ class PoolState(Generic[ClientT]):
         ):
             return "it was idle longer than max_idle"
         return None
+
+    def _reports_closed(self, entry: PooledClient) -> bool:
+        """Return what ``is_closed`` says of the client; an error in it counts as closed."""
+        assert self._is_closed is not None
+        try:
+            return bool(self._is_closed(entry.client))
+        except Exception as exc:
+            logger.warning(
+                "pool %r: is_closed failed for client #%d (%s); retiring it",
+                self._name,
+                entry.number,
+                describe(exc),
+            )
+            return True
 
     def _room(self, entry: PooledClient) -> int:
         """Return how many more holders a client may take now."""
@@ -175,6 +193,7 @@ class PoolState(Generic[ClientT]):
                 or entry.retired is not None
                 or entry.needs_check
                 or now >= entry.expires_at
+                or (self._is_closed is not None and self._reports_closed(entry))
             ):
                 continue
             if self._room(entry) > 0 and (best is None or entry.leases < best.leases):

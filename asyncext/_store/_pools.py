@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
 
+from .._adapters._base import Adapter
 from .._adapters._registry import adapter_for
 from .._errors import ConnectionFailed, InvalidSystem, PoolClosed, SystemNotFound
 from .._pool import ClientPool, PoolOptions
@@ -168,6 +169,8 @@ class SystemPools:
             options,
             name=system.name,
             lease_limit=adapter.lease_limit,
+            # Skipped when not overridden, because the pool would call it on every acquire.
+            is_closed=adapter.is_closed if _replaces(adapter, "is_closed") else None,
         )
         entry = SystemPool(system, pool)
         return entry
@@ -222,6 +225,11 @@ class SystemPools:
         task = asyncio.get_running_loop().create_task(pool.close(timeout=CLOSE_TIMEOUT))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+
+def _replaces(adapter: Adapter[Any], method: str) -> bool:
+    """Return whether the adapter's class replaces the base class's ``method``."""
+    return getattr(type(adapter), method) is not getattr(Adapter, method)
 
 
 def _overrides(system: ExternalSystem) -> Mapping[str, Any]:
