@@ -459,3 +459,22 @@ class UnpooledClient:
     ) -> None:
         client, self._client = self._client, None
         await destroy_client(self._system, client)
+        if exc is not None:
+            raise_connection_failure(self._system, exc)
+
+
+def raise_connection_failure(system: ExternalSystem, error: BaseException) -> None:
+    """Raise `ConnectionFailed` for an error of a ``client()`` block that the adapter
+    reports as a failed connection; return otherwise, so the error passes unchanged."""
+    if isinstance(error, AsyncextError) or not isinstance(error, Exception):
+        return
+    adapter = adapter_for(system.system_type)
+    if not adapter.is_connection_error(error):
+        return
+
+    reason = redact_secrets(describe_error(error), system)
+    raise ConnectionFailed(
+        f"system {system.name!r}: the connection failed inside the client() block: "
+        f"{reason}; retry the operation in a new client() block, which gets a new connection",
+        system=system.name,
+    ) from error

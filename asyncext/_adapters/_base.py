@@ -56,10 +56,20 @@ class Adapter(abc.ABC, Generic[ClientT]):
     def is_closed(self, client: ClientT) -> bool:
         """Return whether the client already knows that it cannot work, without any I/O.
 
-        The pool asks on every hand-out, also of a client used too recently for
+        The pool calls it on every hand-out, also of a client used too recently for
         `check_client`, so that a connection the server has closed is replaced at once.
         Override it only with a cheap local test, such as a closed socket; the default
         returns False.
+        """
+        return False
+
+    def is_connection_error(self, error: BaseException) -> bool:
+        """Return whether an error raised inside a ``client()`` block means the connection
+        failed, rather than the operation.
+
+        Such an error leaves the block as `ConnectionFailed` naming the system, with the
+        error chained, so that callers handle a lost server the same way for every type.
+        The default returns False: errors pass unchanged.
         """
         return False
 

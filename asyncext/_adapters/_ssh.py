@@ -34,6 +34,14 @@ class SSHAdapterBase(Adapter[ClientT]):
     def validate(self, system: ExternalSystem) -> None:
         validate_ssh_system(system)
 
+    def is_connection_error(self, error: BaseException) -> bool:
+        # asyncssh reports a lost connection as DisconnectError (ConnectionLost among
+        # them), a channel the server would not open as ChannelOpenError, and a broken
+        # socket as one of the OSError subclasses of ConnectionError.
+        return isinstance(
+            error, (asyncssh.DisconnectError, asyncssh.ChannelOpenError, ConnectionError)
+        )
+
     async def connect(self, system: ExternalSystem) -> asyncssh.SSHClientConnection:
         """Open an authenticated connection whose session channels respect the server's limit.
 
@@ -88,7 +96,10 @@ class SSHAdapter(SSHAdapterBase[asyncssh.SSHClientConnection]):
 
     Opening a client raises `ConnectionFailed` naming the system. Calls on the client are
     asyncssh's own, so a connection lost during one raises asyncssh's error, such as
-    `asyncssh.ConnectionLost` or `asyncssh.ChannelOpenError`.
+    `asyncssh.ConnectionLost` or `asyncssh.ChannelOpenError`; it leaves the ``client()``
+    block as `ConnectionFailed` naming the system, with asyncssh's error chained.
+    NOTE: asyncssh's ``run(..., check=True)`` returns with ``exit_status`` None, raising
+    nothing, when the connection drops while the command runs (seen with asyncssh 2.24).
     """
 
     system_type = "ssh"

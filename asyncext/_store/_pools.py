@@ -13,7 +13,7 @@ from .._adapters._base import Adapter
 from .._adapters._registry import adapter_for
 from .._errors import ConnectionFailed, InvalidSystem, PoolClosed, SystemNotFound
 from .._pool import ClientPool, PoolOptions
-from .._system import ExternalSystem, open_client
+from .._system import ExternalSystem, open_client, raise_connection_failure
 
 logger = logging.getLogger("asyncext.store")
 
@@ -94,7 +94,7 @@ class SystemPools:
             if adopted is None:
                 adopted = self._build(system)
             entry = self._pools[system.name] = adopted
-        return SystemLease(entry.pool.acquire(), system.name)
+        return SystemLease(entry.pool.acquire(), system)
 
     def _newest_record(self, system: ExternalSystem) -> ExternalSystem:
         """Return the newest known record of ``system``, which may be ``system`` itself.
@@ -241,12 +241,13 @@ class SystemLease:
     """``acquire()`` of a system's pool, with the system named on every connection error.
 
     The pool is generic, so an error it raises itself, such as a create that outlasted
-    ``create_timeout``, carries no system name until this adds it.
+    ``create_timeout``, carries no system name until this adds it. An error of the block
+    that the adapter reports as a failed connection leaves as `ConnectionFailed`.
     """
 
     __slots__ = ("_acquire", "_system")
 
-    def __init__(self, acquire: AbstractAsyncContextManager[Any], system: str) -> None:
+    def __init__(self, acquire: AbstractAsyncContextManager[Any], system: ExternalSystem) -> None:
         self._acquire = acquire
         self._system = system
 
@@ -255,7 +256,7 @@ class SystemLease:
             return await self._acquire.__aenter__()
         except ConnectionFailed as exc:
             if exc.system is None:
-                exc.system = self._system
+                exc.system = self._system.name
             raise
 
     async def __aexit__(
@@ -264,4 +265,8 @@ class SystemLease:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool | None:
-        return await self._acquire.__aexit__(exc_type, exc, traceback)
+        # The pool sees the original error first, so it checks the client before reuse.
+        suppressed = await self._acquire.__aexit__(exc_type, exc, traceback)
+        if exc is not None and not suppressed:
+            raise_connection_failure(self._system, exc)
+        return suppressed

@@ -1,0 +1,57 @@
+"""Errors raised inside an ssh ``client()`` block: a lost connection becomes ConnectionFailed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import asyncssh
+import pytest
+from sshd import SSHServer
+
+from asyncext import ConnectionFailed, PoolOptions, SystemStore
+
+SOON = 10.0
+"""Seconds a test waits for an event that should come within about one second."""
+
+
+@pytest.mark.parametrize("pooled", [True, False], ids=["pooled", "unpooled"])
+async def test_ssh_lost_connection_names_system(
+    tmp_path: Path, start_sshd: Callable[..., SSHServer], pooled: bool
+) -> None:
+    """A connection dropped during a command ends the block with ConnectionFailed."""
+    server = start_sshd()
+    pool = PoolOptions(max_size=2) if pooled else None
+    async with SystemStore(tmp_path / "systems.db", pool=pool) as store:
+        system = await store.add("box", "ssh", **server.fields("ssh"))
+
+        async def drop_soon() -> None:
+            await asyncio.sleep(0.5)
+            server.drop_connections()
+
+        dropper = asyncio.ensure_future(drop_soon())
+        with pytest.raises(ConnectionFailed) as caught:
+            async with system.client() as connection:
+                await asyncio.wait_for(
+                    connection.run("sleep 5", check=True, stdin=asyncssh.DEVNULL), SOON
+                )
+                # asyncssh returns without an exit status when the channel closes early.
+                await connection.run("true", check=True)
+        await dropper
+
+        async with system.client() as connection:
+            result = await connection.run("echo again", check=True)
+
+    assert caught.value.system == "box"
+    assert "'box'" in str(caught.value)
+    assert "connection failed inside the client() block" in str(caught.value)
+    assert caught.value.__cause__ is not None
+    assert result.stdout == "again\n"
+
+
+async def test_ssh_command_failure_passes_unchanged(sshd: SSHServer) -> None:
+    """A command's own failure is not a connection failure and keeps asyncssh's type."""
+    with pytest.raises(asyncssh.ProcessError):
+        async with sshd.system("ssh").client() as connection:
+            await connection.run("exit 3", check=True)
