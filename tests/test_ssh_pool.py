@@ -356,3 +356,40 @@ async def test_channel_refusal_sends_holders_elsewhere(tmp_path: Path, sshd: SSH
         release.set()
         await asyncio.wait_for(asyncio.gather(*holders), SOON)
     assert len(processes) == 11
+
+
+async def test_session_limit_learned_without_retry_storm(
+    tmp_path: Path, start_sshd: Callable[..., SSHServer]
+) -> None:
+    """Fifteen holders of one connection learn MaxSessions 10 and wait for sessions to end.
+
+    Five channel opens are still in flight when sshd rejects the first of them, so only the
+    ten confirmed channels count toward the limit. The rejected holders must wait for one of
+    those ten to close instead of retrying at once.
+    """
+    holders = 15
+    server = start_sshd(MaxSessions="10")
+    options = PoolOptions(max_size=1, max_leases=20)
+    async with SystemStore(tmp_path / "one-connection.db", pool=options) as store:
+        system = await add(store, server, "ssh")
+        connections: list[Any] = []
+
+        async def command(number: int) -> str:
+            async with system.client() as connection:
+                connections.append(connection)
+                # Long enough that ten sessions still run when the last five are requested.
+                result = await connection.run(f"sleep 1; echo {number}", check=True)
+                return str(result.stdout).strip()
+
+        results = await asyncio.wait_for(
+            asyncio.gather(*(command(number) for number in range(holders))), 60
+        )
+
+        assert results == [str(number) for number in range(holders)]
+        assert all(connection is connections[0] for connection in connections)
+        assert adapter_for("ssh").lease_limit(connections[0]) == 10
+
+    # sshd logs "no more sessions" for each session channel it rejects at MaxSessions.
+    refusals = server.log().count("no more sessions")
+    assert refusals >= 1, "sshd rejected no channel, so the limit was never reached"
+    assert refusals <= 2 * holders, f"sshd rejected {refusals} channels for {holders} holders"

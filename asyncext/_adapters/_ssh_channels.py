@@ -5,9 +5,10 @@ next one. When pool holders share a connection, more
 holders than that may open channels at once. `ChannelSlots` wraps the connection's
 ``create_session``, through which asyncssh opens every session channel (``run``,
 ``create_process``, ``start_sftp_client``, ``open_session``). When the server refuses a
-channel while others are open, it records the limit, and the refused call waits for a channel
-to close and tries again instead of failing. The adapter reports the limit through
-``lease_limit``, so the pool sends new holders to another connection.
+channel while others are open, it records how many of them the server had confirmed as the
+limit, and the refused call waits for one of them to close before it tries again. The adapter
+reports the limit through ``lease_limit``, so the pool sends new holders to another
+connection.
 """
 
 from __future__ import annotations
@@ -32,15 +33,19 @@ _LIMIT_CODES = frozenset(
 )
 
 _REFUSAL_BACKOFF = 0.01
-"""Seconds to wait before retrying a refused channel when a slot already looks free.
+"""Seconds to wait, times the stale refusals in a row, before retrying a stale refusal.
 
-A server may still count a channel that the client has just closed, so the retry waits a
-moment rather than spinning.
+A refusal is stale when fewer of the connection's channels are open than the limit, because
+the server may still count a channel that the client has just closed.
 """
 
+_STALE_REFUSAL_RETRIES = 5
+"""Stale refusals in a row that one call retries after a short wait.
 
-_IDLE_REFUSAL_RETRIES = 5
-"""Retries of a channel refused while none of ours is open, before the refusal is raised."""
+After that, the call raises the refusal if none of the connection's channels is open, and
+otherwise lowers the limit to the channels open and waits for one of them to close. A limit
+lowered this way never rises again on that connection.
+"""
 
 
 class ChannelSlots:
@@ -48,9 +53,13 @@ class ChannelSlots:
 
     def __init__(self, connection: asyncssh.SSHClientConnection, system: str) -> None:
         self._system = system
+        self._connection = connection
         self._create_session = connection.create_session
+        # NOTE: _open counts slots taken, which are confirmed channels, opens in flight and
+        # refused opens waiting to retry. Only _confirmed counts channels the server allowed.
         self._open = 0
-        self._max_open = 0
+        self._confirmed = 0
+        self._max_confirmed = 0
         self._limit: int | None = None
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._watchers: set[asyncio.Task[None]] = set()
@@ -62,59 +71,113 @@ class ChannelSlots:
 
     @property
     def open_channels(self) -> int:
-        """Session channels open now, counting those being opened."""
+        """Session channels open now, counting those being opened or waiting to retry."""
         return self._open
 
-    async def create_session(self, *args: Any, **kwargs: Any) -> Any:
+    async def create_session(self, session_factory: Any, *args: Any, **kwargs: Any) -> Any:
         """Open a session channel once a slot is free; retry after a refusal at the limit.
 
         NOTE: the wait for a free slot has no time limit of its own, because a channel may
         stay open as long as its command runs. Cancel the caller to give up.
         """
-        refusals = 0
+        stale_refusals = 0
+        await self._acquire(first_in_line=False)
         while True:
-            await self._acquire(first_in_line=refusals > 0)
+            confirmed = False
+
+            def create_confirmed_session() -> Any:
+                # asyncssh 2.24 calls the factory in the step that receives the server's
+                # confirmation, before it sends the exec, shell or subsystem request.
+                nonlocal confirmed
+                confirmed = True
+                self._confirm()
+                return session_factory()
+
             try:
-                channel, session = await self._create_session(*args, **kwargs)
+                channel, session = await self._create_session(
+                    create_confirmed_session, *args, **kwargs
+                )
             except asyncssh.ChannelOpenError as exc:
-                others = self._open - 1
-                self._release()
-                if exc.code not in _LIMIT_CODES:
+                if confirmed or not self._is_limit_refusal(exc):
+                    self._release(confirmed=confirmed)
                     raise
-                refusals += 1
-                if others == 0:
-                    # With no channel of ours open, the server still counts one that closed a
-                    # moment ago, or it refuses sessions altogether. Only the first case
-                    # passes with a short wait, and only on a connection that had channels.
-                    if self._max_open == 0 or refusals > _IDLE_REFUSAL_RETRIES:
-                        raise
-                    await asyncio.sleep(_REFUSAL_BACKOFF * refusals)
-                    continue
-                self._learn_limit(others)
-                if self._has_free_slot():
-                    await asyncio.sleep(_REFUSAL_BACKOFF * min(refusals, 10))
+                retry = await self._wait_after_refusal(stale_refusals)
+                if retry is None:
+                    raise
+                stale_refusals = retry
                 continue
             except BaseException:
-                self._release()
+                # NOTE: asyncssh 2.24 leaves a confirmed channel open when its exec request is
+                # cancelled, so the server may count one more channel than this object does.
+                self._release(confirmed=confirmed)
                 raise
 
-            self._max_open = max(self._max_open, self._open)
             self._watch(channel)
             return channel, session
 
-    def _learn_limit(self, others: int) -> None:
+    def _is_limit_refusal(self, exc: asyncssh.ChannelOpenError) -> bool:
+        # asyncssh 2.24 fails opens in flight with OPEN_CONNECT_FAILED when the connection
+        # closes, which is no limit.
+        return exc.code in _LIMIT_CODES and not self._connection.is_closed()
+
+    async def _wait_after_refusal(self, stale_refusals: int) -> int | None:
+        """Wait until a refused open may be retried, holding its slot again.
+
+        Returns the stale refusals in a row so far, or None when the caller should raise the
+        refusal. The slot is then already released.
+        """
+        confirmed = self._confirmed
+        if confirmed > 0:
+            self._learn_limit(confirmed)
+        others = self._open - 1
+
+        # Three cases:
+        # - The connection's other channels fill the limit: give the slot back without waking
+        #   anyone, and wait until one of the confirmed channels closes.
+        # - None is confirmed: the server still counts one that closed a moment ago, or it
+        #   allows no sessions at all. Only the first passes with a short wait, and only on
+        #   a connection that had channels.
+        # - Fewer than the limit are confirmed: the server still counts one that closed a
+        #   moment ago. Wait briefly, then treat the channels confirmed now as the limit.
+        if confirmed > 0 and self._limit is not None and others >= self._limit:
+            self._open -= 1
+            await self._acquire(first_in_line=True)
+            return 0
+
+        stale_refusals += 1
+        if confirmed == 0:
+            if self._max_confirmed == 0 or stale_refusals > _STALE_REFUSAL_RETRIES:
+                self._release(confirmed=False)
+                return None
+        elif stale_refusals > _STALE_REFUSAL_RETRIES:
+            self._set_limit(confirmed, confirmed)
+            self._open -= 1
+            await self._acquire(first_in_line=True)
+            return 0
+
+        try:
+            await asyncio.sleep(_REFUSAL_BACKOFF * stale_refusals)
+        except BaseException:
+            self._release(confirmed=False)
+            raise
+        return stale_refusals
+
+    def _learn_limit(self, confirmed: int) -> None:
         # A server may still count a channel that was closed a moment ago, so the limit never
-        # drops below the number of channels it has already allowed at once.
-        limit = max(others, self._max_open)
-        if self._limit is None or limit < self._limit:
-            logger.info(
-                "system %r: the server rejected a session channel with %d open; "
-                "sharing this connection among at most %d channels",
-                self._system,
-                others,
-                limit,
-            )
-            self._limit = limit
+        # drops below the number of channels it has already confirmed at once.
+        self._set_limit(max(confirmed, self._max_confirmed), confirmed)
+
+    def _set_limit(self, limit: int, confirmed: int) -> None:
+        if self._limit is not None and limit >= self._limit:
+            return
+        logger.info(
+            "system %r: the server rejected a session channel with %d confirmed open; "
+            "sharing this connection among at most %d channels",
+            self._system,
+            confirmed,
+            limit,
+        )
+        self._limit = limit
 
     def _has_free_slot(self) -> bool:
         return self._limit is None or self._open < self._limit
@@ -140,7 +203,13 @@ class ChannelSlots:
                 self._waiters.remove(waiter)
             raise
 
-    def _release(self) -> None:
+    def _confirm(self) -> None:
+        self._confirmed += 1
+        self._max_confirmed = max(self._max_confirmed, self._confirmed)
+
+    def _release(self, *, confirmed: bool) -> None:
+        if confirmed:
+            self._confirmed -= 1
         self._open -= 1
         self._wake_next()
 
@@ -154,15 +223,17 @@ class ChannelSlots:
                 waiter.set_result(None)
 
     def _watch(self, channel: asyncssh.SSHClientChannel[Any]) -> None:
-        """Free the channel's slot when it closes."""
-        watcher = asyncio.ensure_future(channel.wait_closed())
+        watcher = asyncio.ensure_future(self._release_when_closed(channel))
         self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
 
-        def closed(task: asyncio.Task[None]) -> None:
-            self._watchers.discard(task)
-            self._release()
-
-        watcher.add_done_callback(closed)
+    async def _release_when_closed(self, channel: asyncssh.SSHClientChannel[Any]) -> None:
+        # The slot is freed in the step in which wait_closed returns. Once this task waits, a
+        # channel confirmed in a later packet is therefore not counted while this one still is.
+        try:
+            await channel.wait_closed()
+        finally:
+            self._release(confirmed=True)
 
 
 def install_channel_slots(connection: asyncssh.SSHClientConnection, system: str) -> ChannelSlots:
