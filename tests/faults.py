@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncssh
+
 from asyncext import ConnectionFailed, ExternalSystem, PoolTimeout
 
 HOST = "127.0.0.1"
@@ -238,3 +240,16 @@ class FileLoad:
             # A failed operation returns at once, so the worker waits a moment rather than
             # spinning against a dead server.
             await asyncio.sleep(0.05)
+
+
+class CommandLoad(FileLoad):
+    """Tasks that run a command through an ``ssh`` system's ``client()`` until stopped."""
+
+    async def _round_trip(self, number: int, payload: bytes) -> None:
+        async with self.system.client() as connection:
+            result = await connection.run(f"echo {number}", check=True)
+            if result.exit_status is None:
+                # asyncssh returns without an exit status when the connection drops while
+                # the command runs; a caller that checks raises the lost connection.
+                raise asyncssh.ConnectionLost("the connection dropped during the command")
+        assert result.stdout == f"{number}\n"

@@ -1,10 +1,10 @@
-"""Server faults under load through pooled SFTP clients: killed, frozen and cut off from sshd.
+"""Server faults under load through pooled clients: killed, frozen and cut off from sshd.
 
-Each test runs eight workers that write and read files through a pool of four connections,
-and injects one fault. Every operation must end within its bound, with success or with
-`ConnectionFailed` naming the system. Work must succeed again within a few seconds once the
-server is back. At the end the pool's counts must balance, and sshd must keep no session once
-the store is closed.
+Each test runs eight workers that write and read files (sftp) or run a command (ssh) through
+a pool of four connections, and injects one fault. Every operation must end within its bound,
+with success or with `ConnectionFailed` naming the system. Work must succeed again within a
+few seconds once the server is back. At the end the pool's counts must balance, and sshd must
+keep no session once the store is closed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faults import FileLoad, TCPProxy, established_connections, frozen, wait_until
+from faults import CommandLoad, FileLoad, TCPProxy, established_connections, frozen, wait_until
 from sshd import SSHServer
 
 from asyncext import ExternalSystem, PoolOptions, PoolStats, SystemStore
@@ -51,8 +51,24 @@ async def store(tmp_path: Path) -> AsyncIterator[SystemStore]:
         yield opened
 
 
-async def add_system(store: SystemStore, server: SSHServer, **fields: Any) -> ExternalSystem:
-    return await store.add("box", "sftp", **server.fields("sftp", options=FAST_FAILURE, **fields))
+@pytest.fixture(params=["sftp", "ssh"])
+def system_type(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def add_system(
+    store: SystemStore, server: SSHServer, system_type: str, **fields: Any
+) -> ExternalSystem:
+    fields = server.fields(system_type, options=FAST_FAILURE, **fields)
+    return await store.add("box", system_type, **fields)
+
+
+def start_load(system: ExternalSystem) -> FileLoad:
+    """Return the running load that suits the system's type."""
+    load_class = CommandLoad if system.system_type == "ssh" else FileLoad
+    load = load_class(system, workers=WORKERS, bound=BOUND)
+    load.start()
+    return load
 
 
 def pool_stats(store: SystemStore) -> PoolStats:
@@ -101,13 +117,12 @@ async def assert_pool_settles(store: SystemStore) -> None:
 
 
 async def test_faults_sshd_killed_and_restarted(
-    store: SystemStore, start_sshd: Callable[..., SSHServer]
+    store: SystemStore, start_sshd: Callable[..., SSHServer], system_type: str
 ) -> None:
     """sshd killed mid-load fails operations fast; after a restart on its port, work resumes."""
     server = start_sshd()
-    system = await add_system(store, server)
-    load = FileLoad(system, workers=WORKERS, bound=BOUND)
-    load.start()
+    system = await add_system(store, server, system_type)
+    load = start_load(system)
     await load.wait_for_successes(after=0.0, timeout=SOON)
 
     fault_at = time.monotonic()
@@ -125,13 +140,12 @@ async def test_faults_sshd_killed_and_restarted(
 
 
 async def test_faults_connection_processes_frozen(
-    store: SystemStore, start_sshd: Callable[..., SSHServer]
+    store: SystemStore, start_sshd: Callable[..., SSHServer], system_type: str
 ) -> None:
     """Operations on connections whose sshd processes are stopped fail after the keepalives."""
     server = start_sshd()
-    system = await add_system(store, server)
-    load = FileLoad(system, workers=WORKERS, bound=BOUND)
-    load.start()
+    system = await add_system(store, server, system_type)
+    load = start_load(system)
     await load.wait_for_successes(after=0.0, timeout=SOON)
 
     with frozen(server.connection_processes()) as stopped:
@@ -150,16 +164,15 @@ async def test_faults_connection_processes_frozen(
 
 
 async def test_faults_network_cut_and_restored(
-    store: SystemStore, start_sshd: Callable[..., SSHServer]
+    store: SystemStore, start_sshd: Callable[..., SSHServer], system_type: str
 ) -> None:
     """A cut network fails operations within the keepalive bound; work resumes once restored."""
     server = start_sshd()
     proxy = TCPProxy(server.port)
     await proxy.start()
     try:
-        system = await add_system(store, server, port=proxy.port)
-        load = FileLoad(system, workers=WORKERS, bound=BOUND)
-        load.start()
+        system = await add_system(store, server, system_type, port=proxy.port)
+        load = start_load(system)
         await load.wait_for_successes(after=0.0, timeout=SOON)
 
         fault_at = time.monotonic()
