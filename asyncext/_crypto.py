@@ -145,6 +145,12 @@ class Keyring:
             keys = [key]
         else:
             keys = list(key)
+            if not keys:
+                raise EncryptionKeyError(
+                    "the list of encryption keys is empty; pass at least one key made by "
+                    f"'asyncext keygen', or pass key=None and leave {KEY_ENVIRONMENT_VARIABLE} "
+                    "unset to store secrets without encryption"
+                )
         for position, item in enumerate(keys, start=1):
             if isinstance(item, (str, bytes)) and not item.strip():
                 raise EncryptionKeyError(

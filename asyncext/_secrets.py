@@ -113,7 +113,7 @@ def wrap_option_secrets(system: str, options: Mapping[str, Any]) -> dict[str, An
     """Return a copy of ``options`` whose secret options are all `Secret` objects.
 
     The caller's mapping is left unchanged. Options without ``"secrets"`` are returned as a
-    plain copy of the top level.
+    plain copy of the top level, and an empty ``"secrets"`` is left out.
 
     Raises:
         InvalidSystem: ``options["secrets"]`` is not a mapping from non-empty names to
@@ -148,7 +148,13 @@ def wrap_option_secrets(system: str, options: Mapping[str, Any]) -> dict[str, An
                 system=system,
             )
         wrapped[name] = value
-    copied[OPTION_SECRETS] = wrapped
+
+    # An empty object holds no secret, and the export and URI forms, which write secret
+    # options only when there are some, could not bring it back.
+    if wrapped:
+        copied[OPTION_SECRETS] = wrapped
+    else:
+        del copied[OPTION_SECRETS]
     return copied
 
 

@@ -40,6 +40,10 @@ def test_add_local_with_flags(cli: Cli, tmp_path: Path) -> None:
         "ratio=0.5",
         "--option",
         "label=",
+        "--option",
+        "missing=NaN",
+        "--option",
+        "huge=1e999",
     )
 
     assert result.code == 0
@@ -53,6 +57,8 @@ def test_add_local_with_flags(cli: Cli, tmp_path: Path) -> None:
         "mode": "fast",
         "ratio": 0.5,
         "label": "",
+        "missing": "NaN",
+        "huge": "1e999",
     }
 
 

@@ -53,6 +53,17 @@ def test_export_leaves_secrets_out(cli: Cli) -> None:
     assert "password" not in record
 
 
+def test_export_accepts_json_flag(cli: Cli) -> None:
+    """export --json, like the other reading commands, prints the same JSON as export."""
+    cli.add_local("docs")
+
+    plain = cli.run("export")
+    flagged = cli.run("export", "--json")
+
+    assert flagged.code == 0
+    assert flagged.stdout == plain.stdout
+
+
 def test_export_import_round_trip(cli: Cli, tmp_path: Path) -> None:
     """An export with secrets imports into another store with every field and secret."""
     cli.add_local("docs", password=PASSWORD, options={"pool": {"max_size": 2}, "ratio": 0.5})

@@ -88,6 +88,12 @@ def test_crypto_keyring_empty_key_rejected() -> None:
         Keyring.from_setting("")
 
 
+def test_crypto_keyring_empty_list_rejected() -> None:
+    """An empty list of keys is an error, like an empty key."""
+    with pytest.raises(EncryptionKeyError, match="list of encryption keys is empty"):
+        SystemStore("unused.db", key=[])
+
+
 def test_crypto_keyring_accepts_bytes_key() -> None:
     """A key as bytes, as Fernet.generate_key() returns it, works like text."""
     key = generate_key()

@@ -332,12 +332,26 @@ async def test_import_bad_record_writes_nothing(tmp_path: Path, bad: Any, match:
     assert count_rows(path) == 0
 
 
-async def test_import_unknown_type_is_invalid_system(tmp_path: Path) -> None:
-    """An unknown type is reported as InvalidSystem with the original error chained."""
+async def test_import_unknown_type_is_unknown_system_type(tmp_path: Path) -> None:
+    """An unknown type raises UnknownSystemType, as add() does, naming the record."""
     async with SystemStore(tmp_path / "s.db") as target:
-        with pytest.raises(InvalidSystem) as caught:
+        with pytest.raises(UnknownSystemType) as caught:
             await target.import_systems([{"name": "x", "system_type": "no-such-type"}])
+    assert "record #1" in str(caught.value)
+    assert caught.value.system_type == "no-such-type"
+    assert caught.value.system == "x"
     assert isinstance(caught.value.__cause__, UnknownSystemType)
+
+
+async def test_export_empty_secret_options_round_trip(store: SystemStore, tmp_path: Path) -> None:
+    """An empty options["secrets"] is dropped on the way in, so every form round-trips."""
+    added = await store.add("bare", "local", remote_path=str(tmp_path), options={"secrets": {}})
+    record = [r for r in await store.export_systems(include_secrets=True) if r["name"] == "bare"]
+    parsed = ExternalSystem.from_uri(added.to_uri(include_secrets=True), name="bare")
+
+    assert added.options == {}
+    assert record[0]["options"] == {}
+    assert parsed.options == {}
 
 
 async def test_import_rejects_non_list(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import aiosqlite
 import anyio.to_thread
 
-from .._errors import DuplicateSystem, InvalidSystem
+from .._errors import DuplicateSystem, InvalidSystem, UnknownSystemType
 from .._secrets import OPTION_SECRETS, split_option_secrets
 from .._system import SECRET_FIELDS, ExternalSystem
 from ._rows import (
@@ -367,6 +367,14 @@ def _build(
             fields["options"] = {**fields["options"], OPTION_SECRETS: kept}
     try:
         return ExternalSystem(**fields, **metadata)
+    except UnknownSystemType as exc:
+        # The same class as add() raises, so callers catch one type for both.
+        raise UnknownSystemType(
+            f"{prefix}: record #{draft.number}: {exc}",
+            system_type=exc.system_type,
+            installed=exc.installed,
+            system=draft.name,
+        ) from exc
     except InvalidSystem as exc:
         raise InvalidSystem(f"{prefix}: record #{draft.number}: {exc}", system=draft.name) from exc
     except TypeError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import os
 import sys
 from typing import Any, TextIO
@@ -173,10 +174,25 @@ def parse_option(text: str) -> tuple[str, Any]:
             hint="write it as --option retries=3 or --option 'pool={\"max_size\": 2}'",
         )
     try:
-        value: Any = json.loads(raw_value)
+        value: Any = json.loads(
+            raw_value, parse_constant=_reject_constant, parse_float=_parse_finite_float
+        )
     except ValueError:
         value = raw_value
     return key, value
+
+
+def _reject_constant(text: str) -> Any:
+    # Python's json module reads NaN and Infinity, but JSON has no such values, and a
+    # system's options must be JSON.
+    raise ValueError(f"{text} is not JSON")
+
+
+def _parse_finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of the range of a float")
+    return value
 
 
 def confirm(question: str, *, stdin: TextIO, stderr: TextIO) -> bool:

@@ -141,6 +141,11 @@ def build_parser() -> Parser:
         "export", "write every system as JSON, for backups and 'import'", _transfer.export
     )
     export.add_argument(
+        "--json",
+        action="store_true",
+        help="accepted like on the other reading commands; export always writes JSON",
+    )
+    export.add_argument(
         "--include-secrets",
         action="store_true",
         help="include passwords, private keys and passphrases in plain text",
