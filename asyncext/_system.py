@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol
@@ -200,6 +200,13 @@ class ExternalSystem:
         return ConnectionReport(
             system=self.name, ok=ok, elapsed=elapsed, detail=detail, error=error
         )
+
+
+SYSTEM_FIELDS = tuple(item.name for item in fields(ExternalSystem) if not item.name.startswith("_"))
+"""The public fields of `ExternalSystem`, in the order of its definition."""
+
+METADATA_FIELDS = ("id", "revision", "created_at", "updated_at")
+"""The fields that the store sets; ``add`` and ``update`` take the others."""
 
 
 @dataclass(frozen=True)

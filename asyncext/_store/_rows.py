@@ -13,31 +13,14 @@ import aiosqlite
 from .._crypto import ENCRYPTED_PREFIX, Keyring, SealedText
 from .._errors import EncryptionKeyError
 from .._secrets import OPTION_SECRETS
-from .._system import SECRET_FIELDS, ClientSource, ExternalSystem
+from .._system import METADATA_FIELDS, SECRET_FIELDS, SYSTEM_FIELDS, ClientSource, ExternalSystem
 
-COLUMNS = (
-    "id",
-    "name",
-    "system_type",
-    "host",
-    "port",
-    "username",
-    "password",
-    "private_key",
-    "private_key_password",
-    "fingerprint",
-    "ignore_fingerprint",
-    "remote_path",
-    "tenants",
-    "options",
-    "revision",
-    "created_at",
-    "updated_at",
-)
+COLUMNS = SYSTEM_FIELDS
+"""The columns of the ``systems`` table, one per field and in the same order."""
 SELECT_COLUMNS = ", ".join(COLUMNS)
 
 # Fields that add() and update() accept as keyword arguments. The rest is kept by the store.
-EDITABLE_FIELDS = frozenset(COLUMNS) - {"id", "revision", "created_at", "updated_at"}
+EDITABLE_FIELDS = frozenset(COLUMNS) - set(METADATA_FIELDS)
 
 _NO_TENANTS: frozenset[str] = frozenset()
 

@@ -14,25 +14,20 @@ from typing import Any
 
 from .._secrets import MASK, OPTION_SECRETS, split_option_secrets
 from .._store._export import export_record
-from .._system import SECRET_FIELDS, ConnectionReport, ExternalSystem
+from .._system import (
+    METADATA_FIELDS,
+    SECRET_FIELDS,
+    SYSTEM_FIELDS,
+    ConnectionReport,
+    ExternalSystem,
+)
 
 EMPTY = "-"
 """Shown in tables for a field that is not set."""
 
+# The fields the user sets come first, then those the store sets.
 SHOWN_FIELDS = (
-    "name",
-    "system_type",
-    "host",
-    "port",
-    "username",
-    "password",
-    "private_key",
-    "private_key_password",
-    "fingerprint",
-    "ignore_fingerprint",
-    "remote_path",
-    "tenants",
-    "options",
+    *(name for name in SYSTEM_FIELDS if name not in METADATA_FIELDS),
     "revision",
     "id",
     "created_at",

@@ -14,24 +14,14 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from .._system import ExternalSystem
+from .._system import METADATA_FIELDS, SYSTEM_FIELDS, ExternalSystem
 from ._errors import UsageError
 
 SECRET_PARAMETERS = ("private_key", "private_key_password")
 SECRET_OPTION_PREFIX = "secret."
 
-URI_FIELDS = (
-    "host",
-    "port",
-    "username",
-    "password",
-    "private_key",
-    "private_key_password",
-    "fingerprint",
-    "ignore_fingerprint",
-    "remote_path",
-    "tenants",
-    "options",
+URI_FIELDS = tuple(
+    name for name in SYSTEM_FIELDS if name not in {"name", "system_type", *METADATA_FIELDS}
 )
 """Fields of the record read from the URI that `add` stores."""
 
