@@ -149,7 +149,7 @@ def wrap_option_secrets(system: str, options: Mapping[str, Any]) -> dict[str, An
             )
         wrapped[name] = value
 
-    # An empty object holds no secret, and the export and URI forms, which write secret
+    # An empty object contains no secret, and the export and URI forms, which write secret
     # options only when there are some, could not bring it back.
     if wrapped:
         copied[OPTION_SECRETS] = wrapped

@@ -152,7 +152,7 @@ class PoolState(Generic[ClientT]):
         return None
 
     def _reports_closed(self, entry: PooledClient) -> bool:
-        """Return what ``is_closed`` says of the client; an error in it counts as closed."""
+        """Return the result of ``is_closed`` for the client; an error in it counts as closed."""
         assert self._is_closed is not None
         try:
             return bool(self._is_closed(entry.client))

@@ -265,7 +265,7 @@ class SystemLease:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool | None:
-        # The pool sees the original error first, so it checks the client before reuse.
+        # The pool gets the original error first, so it checks the client before reuse.
         suppressed = await self._acquire.__aexit__(exc_type, exc, traceback)
         if exc is not None and not suppressed:
             raise_connection_failure(self._system, exc)
