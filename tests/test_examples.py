@@ -129,6 +129,8 @@ def test_quickstart_against_sshd(sshd: SSHServer) -> None:
     """With --host and the other flags, the quick start runs its jobs on OpenSSH's sshd."""
     private_key = sshd.keys.user_key.read_text()
     register_secret(private_key)
+    # The sshd fixture serves the whole session, so other tests may have left files there.
+    before = set(sshd.data_folder.iterdir())
 
     result = run_example("quickstart.py", *quickstart_flags(sshd, sshd.fingerprint()))
 
@@ -140,13 +142,14 @@ def test_quickstart_against_sshd(sshd: SSHServer) -> None:
     assert 1 <= opened <= 4
     assert leases == 300
     assert line_starting(output, "closed").startswith("closed    store and pools")
-    assert list(sshd.data_folder.iterdir()) == []
+    assert set(sshd.data_folder.iterdir()) == before
     assert_no_secrets(output + result.stderr, "the quick start's output")
 
 
 def test_quickstart_wrong_fingerprint_fails(sshd: SSHServer) -> None:
     """A --fingerprint that is not the server's stops the quick start before any job."""
     other_key = keygen_fingerprint(public_file(sshd.keys.stranger_key))
+    before = set(sshd.data_folder.iterdir())
 
     result = run_example("quickstart.py", *quickstart_flags(sshd, other_key))
 
@@ -154,7 +157,7 @@ def test_quickstart_wrong_fingerprint_fails(sshd: SSHServer) -> None:
     assert "quickstart failed:" in result.stderr
     assert "does not match the fingerprint" in result.stderr
     assert "jobs" not in result.stdout
-    assert list(sshd.data_folder.iterdir()) == []
+    assert set(sshd.data_folder.iterdir()) == before
 
 
 def test_quickstart_flag_without_host() -> None:

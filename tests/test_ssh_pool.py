@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 import pytest
+from faults import frozen
 from sshd import SSHServer
 
 from asyncext import ExternalSystem, PoolOptions, SystemStore, adapter_for
@@ -243,6 +245,37 @@ async def test_closed_connection_replaced_before_check_due(
 
     assert second is not first
     assert (stats.created, stats.failed_checks) == (2, 0)
+
+
+@pytest.mark.parametrize("system_type", ["ssh", "sftp"])
+async def test_frozen_server_fails_check(
+    tmp_path: Path, start_sshd: Callable[..., SSHServer], system_type: str
+) -> None:
+    """An idle connection whose server stopped answering fails its check within the check
+    timeout, long before the keepalives would close it, and a new connection serves."""
+    server = start_sshd()
+    # The check timeout is create_timeout when that is below 5 s.
+    options = PoolOptions(max_size=4, check_interval=0.1, create_timeout=1.0)
+    async with SystemStore(tmp_path / "systems.db", pool=options) as store:
+        system = await add(store, server, system_type)
+        async with system.client() as first:
+            pass
+
+        with frozen(server.connection_processes()) as stopped:
+            await asyncio.sleep(0.2)
+            started = time.monotonic()
+            async with system.client() as second:
+                if system_type == "ssh":
+                    await second.run("true", check=True)
+                else:
+                    await second.listdir()
+            elapsed = time.monotonic() - started
+        stats = pool_stats(store)
+
+    assert stopped, "no connection process was stopped"
+    assert second is not first
+    assert elapsed < 1.0 + 2.0
+    assert stats.failed_checks == 1
 
 
 async def test_burst_of_connects_within_max_startups(

@@ -14,7 +14,7 @@ from .._errors import ConnectionFailed, InvalidSystem
 from .._tasks import CLEANUP_TIMEOUT, run_shielded
 from ._registry import register_adapter
 from ._sftp_client import SFTPFileClient
-from ._ssh import SSHAdapterBase, close_connection, describe_connection
+from ._ssh import SSHAdapterBase, close_connection, describe_connection, is_responsive
 from ._ssh_settings import read_settings, validate_ssh_system
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ class SFTPAdapter(SSHAdapterBase[SFTPFileClient]):
         return not client.is_usable()
 
     async def check_client(self, client: SFTPFileClient) -> bool:
-        if not client.is_usable():
+        if not await is_responsive(client.connection):
             return False
         try:
             await client.ensure_session()
