@@ -14,8 +14,9 @@ from typing import Any, Protocol
 
 import anyio
 
+from ._adapters._base import Adapter
 from ._adapters._registry import adapter_for
-from ._errors import AsyncextError, ConnectionFailed, InvalidSystem
+from ._errors import AsyncextError, ConnectionFailed, InvalidSystem, UnknownSystemType
 from ._pool import validate_overrides
 from ._secrets import MASK, OPTION_SECRETS, Secret, secret_forms, wrap_option_secrets
 from ._tasks import CLEANUP_TIMEOUT, run_shielded
@@ -173,7 +174,7 @@ class ExternalSystem:
             # As in client(): a secret that cannot be decrypted fails the test even for an
             # adapter that would not use it, because client() would fail the same way.
             reveal_secrets(self)
-            adapter = adapter_for(self.system_type)
+            adapter = adapter_of(self)
             with anyio.move_on_after(timeout) as scope:
                 detail = await adapter.test_connection(self)
             if scope.cancelled_caught:
@@ -290,12 +291,7 @@ def validate_system(system: ExternalSystem) -> None:
     validate_options(name, options)
     _validate_pool_overrides(name, options.get("pool"))
 
-    try:
-        adapter = adapter_for(system.system_type)
-    except InvalidSystem as exc:
-        exc.system = name
-        raise
-    adapter.validate(system)
+    adapter_of(system).validate(system)
 
 
 def _check_secret_text(name: str, where: str, secret: Secret) -> None:
@@ -402,6 +398,24 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def adapter_of(system: ExternalSystem) -> Adapter[Any]:
+    """Return the adapter of the system's type.
+
+    Raises:
+        UnknownSystemType: no installed adapter handles the type; the message names the
+            system, which `adapter_for` alone cannot.
+    """
+    try:
+        return adapter_for(system.system_type)
+    except UnknownSystemType as exc:
+        raise UnknownSystemType(
+            f"system {system.name!r}: {exc}",
+            system_type=exc.system_type,
+            installed=exc.installed,
+            system=system.name,
+        ) from None
+
+
 async def open_client(system: ExternalSystem) -> Any:
     """Open a client through the system's adapter, translating foreign errors.
 
@@ -410,7 +424,7 @@ async def open_client(system: ExternalSystem) -> Any:
         AsyncextError: raised by the adapter itself (`HostKeyMismatch`, `EncryptionKeyError`,
             ...), passed through unchanged.
     """
-    adapter = adapter_for(system.system_type)
+    adapter = adapter_of(system)
     try:
         return await adapter.get_client(system)
     except AsyncextError:
@@ -436,7 +450,7 @@ async def destroy_client(system: ExternalSystem, client: Any) -> None:
     A failure is logged, not raised, because the caller is already done with the client and
     may be handling another error.
     """
-    adapter = adapter_for(system.system_type)
+    adapter = adapter_of(system)
     try:
         await run_shielded(lambda: adapter.destroy_client(client), timeout=CLEANUP_TIMEOUT)
     except Exception as exc:
@@ -475,7 +489,7 @@ def raise_connection_failure(system: ExternalSystem, error: BaseException) -> No
     reports as a failed connection; return otherwise, so the error passes unchanged."""
     if isinstance(error, AsyncextError) or not isinstance(error, Exception):
         return
-    adapter = adapter_for(system.system_type)
+    adapter = adapter_of(system)
     if not adapter.is_connection_error(error):
         return
 

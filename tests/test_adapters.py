@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+import asyncext._adapters._registry
 from asyncext import (
     Adapter,
     ExternalSystem,
+    PoolOptions,
     SystemStore,
     UnknownSystemType,
     adapter_for,
@@ -176,3 +178,32 @@ async def test_adapter_defaults_work_without_store_knowledge(tmp_path: Path) -> 
     report = await system.test_connection()
     assert report.ok is True
     assert report.detail == "connected"
+
+
+@register_adapter
+class RemovableAdapter(Adapter[object]):
+    """An adapter that a test uninstalls after adding a system of its type."""
+
+    system_type = "test-removable"
+    description = "an adapter that the test uninstalls"
+
+    async def get_client(self, system: ExternalSystem) -> object:
+        return object()
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["unpooled", "pooled"])
+async def test_client_of_uninstalled_type_names_system(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pooled: bool
+) -> None:
+    """client() of a system whose type is no longer installed names the system."""
+    pool = PoolOptions() if pooled else None
+    async with SystemStore(tmp_path / "systems.db", pool=pool) as store:
+        system = await store.add("orphan", "test-removable")
+        monkeypatch.delitem(asyncext._adapters._registry._adapters, "test-removable")
+
+        with pytest.raises(UnknownSystemType) as caught:
+            async with system.client():
+                pass
+
+    assert str(caught.value).startswith("system 'orphan': unknown system type 'test-removable'")
+    assert caught.value.system == "orphan"

@@ -10,10 +10,9 @@ from types import TracebackType
 from typing import Any
 
 from .._adapters._base import Adapter
-from .._adapters._registry import adapter_for
 from .._errors import ConnectionFailed, InvalidSystem, PoolClosed, SystemNotFound
 from .._pool import ClientPool, PoolOptions
-from .._system import ExternalSystem, open_client, raise_connection_failure
+from .._system import ExternalSystem, adapter_of, open_client, raise_connection_failure
 
 logger = logging.getLogger("asyncext.store")
 
@@ -154,7 +153,7 @@ class SystemPools:
         await asyncio.gather(*closing, *self._closing)
 
     def _build(self, system: ExternalSystem) -> SystemPool:
-        adapter = adapter_for(system.system_type)
+        adapter = adapter_of(system)
         options = self._options_for(system)
         entry: SystemPool
 
