@@ -21,6 +21,7 @@ from test_pool_support import (
 )
 
 import asyncext._pool._calls
+import asyncext._pool._supply
 from asyncext import ClientPool, ConnectionFailed, EncryptionKeyError, PoolOptions, PoolTimeout
 
 
@@ -273,6 +274,53 @@ async def test_pool_create_error_spares_waiters_of_live_client() -> None:
     assert results[0] is failures[0]
     assert pool.stats().create_errors == 1
     assert service.create_calls <= 2
+
+
+async def test_pool_create_error_retired_client_serves_nobody() -> None:
+    """A live client that is retired does not hold waiters back: all get the create error."""
+    service = FakeService()
+    release = asyncio.Event()
+    async with service.pool(max_size=2, acquire_timeout=3) as pool:
+
+        async def discarding_holder() -> None:
+            async with pool.acquire() as client:
+                pool.discard(client)
+                await release.wait()
+
+        holder = asyncio.create_task(discarding_holder())
+        await wait_until(lambda: pool.stats().in_use == 1)
+        service.create_error = ConnectionRefusedError("connection refused")
+
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        results = await within(asyncio.gather(*(acquire_outcome(pool) for _ in range(5))))
+        elapsed = loop.time() - started
+        release.set()
+        await within(holder)
+
+    assert all(isinstance(result, ConnectionFailed) for result in results)
+    assert elapsed < 1.0
+
+
+async def test_pool_timeout_during_backoff_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller that times out while creates are held off is told why, with the error."""
+    # A back-off longer than the acquire timeout, so that no create runs for the caller.
+    monkeypatch.setattr(asyncext._pool._supply, "backoff_delay", lambda failures: 10.0)
+    service = FakeService()
+    release = asyncio.Event()
+    async with service.pool(max_size=2, acquire_timeout=0.2) as pool:
+        holder = asyncio.create_task(hold(pool, release, []))
+        await wait_until(lambda: pool.stats().in_use == 1)
+        service.create_error = OSError("login refused")
+        first = await within(acquire_outcome(pool))
+        late = await within(acquire_outcome(pool))
+        release.set()
+        await within(holder)
+
+    assert isinstance(first, ConnectionFailed)
+    assert isinstance(late, PoolTimeout)
+    assert "created again after a back-off" in str(late)
+    assert "login refused" in str(late)
 
 
 async def test_pool_create_error_shared_by_waiters() -> None:

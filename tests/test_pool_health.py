@@ -446,7 +446,8 @@ async def test_pool_is_closed_retires_before_check_due() -> None:
 
 
 async def test_pool_is_closed_error_retires(caplog: pytest.LogCaptureFixture) -> None:
-    """An is_closed that raises retires the client, with a WARNING naming the pool."""
+    """An is_closed that raises retires the client before any holder gets it, with a
+    WARNING naming the pool."""
 
     def broken(client: FakeClient) -> bool:
         if client.number == 1:
@@ -460,7 +461,8 @@ async def test_pool_is_closed_error_retires(caplog: pytest.LogCaptureFixture) ->
         async with pool.acquire() as second:
             pass
 
-    assert (first.number, second.number) == (1, 2)
+    assert (first.number, second.number) == (2, 2)
+    assert service.created[0].destroyed
     assert any(
         "is_closed failed for client #1" in text
         for text in messages(caplog.records, logging.WARNING)
@@ -482,3 +484,110 @@ async def test_pool_is_closed_skips_shared_client() -> None:
         await within(holder)
 
     assert other is not got[0]
+
+
+@pytest.mark.parametrize("max_leases", [1, 3])
+async def test_pool_is_closed_at_release_not_handed_over(max_leases: int) -> None:
+    """A client that reports itself closed when its holders release it goes to no waiter."""
+    service = FakeService()
+    release = asyncio.Event()
+    pool = closed_probe_pool(
+        service, lambda client: not client.alive, max_size=1, max_leases=max_leases
+    )
+    async with pool:
+        got: list[FakeClient] = []
+        holders = [asyncio.create_task(hold(pool, release, got)) for _ in range(min(max_leases, 2))]
+        await wait_until(lambda: len(got) == len(holders))
+        got[0].alive = False
+        waiter = asyncio.create_task(acquire_outcome(pool))
+        await wait_until(lambda: pool.stats().waiting == 1 or waiter.done())
+        release.set()
+        await within(asyncio.gather(*holders))
+        handed = await within(waiter)
+
+    assert isinstance(handed, FakeClient)
+    assert handed is not got[0]
+    assert got[0].destroyed
+
+
+async def test_pool_is_closed_raising_base_exception_keeps_client() -> None:
+    """A probe that raises a BaseException loses no client: it stays idle and counted."""
+
+    class Interrupt(BaseException):
+        pass
+
+    calls: list[FakeClient] = []
+
+    def interrupting(client: FakeClient) -> bool:
+        calls.append(client)
+        if len(calls) == 3:
+            raise Interrupt
+        return False
+
+    service = FakeService()
+    async with closed_probe_pool(service, interrupting) as pool:
+        async with pool.acquire():
+            pass
+        with pytest.raises(Interrupt):
+            async with pool.acquire():
+                pass
+        stats = pool.stats()
+        async with pool.acquire() as again:
+            pass
+
+    assert (stats.size, stats.idle) == (1, 1)
+    assert again is service.created[0]
+
+
+async def test_pool_shared_check_waits_for_other_holders() -> None:
+    """A shared client whose holder raised is not checked, nor destroyed, while another
+    holder is inside it; it is checked once idle."""
+    service = FakeService()
+    inside: list[FakeClient] = []
+    destroyed_while_held: list[FakeClient] = []
+
+    async def destroy(client: FakeClient) -> None:
+        if client in inside:
+            destroyed_while_held.append(client)
+        await service.destroy(client)
+
+    pool = ClientPool(
+        service.create,
+        destroy,
+        service.check,
+        PoolOptions(max_size=1, max_leases=3, acquire_timeout=5),
+        name="fake",
+    )
+    async with pool:
+        first_done, keep = asyncio.Event(), asyncio.Event()
+
+        async def holder(raises: bool, until: asyncio.Event) -> None:
+            async with pool.acquire() as client:
+                inside.append(client)
+                try:
+                    await until.wait()
+                    if raises:
+                        raise ValueError("the holder's own error")
+                finally:
+                    inside.remove(client)
+
+        quiet = asyncio.create_task(holder(False, first_done))
+        failing = asyncio.create_task(holder(True, first_done))
+        staying = asyncio.create_task(holder(False, keep))
+        await wait_until(lambda: len(inside) == 3)
+        waiter = asyncio.create_task(acquire_outcome(pool))
+        await wait_until(lambda: pool.stats().waiting == 1)
+
+        service.created[0].alive = False
+        first_done.set()
+        await asyncio.gather(quiet, failing, return_exceptions=True)
+        handed = await within(waiter)
+        keep.set()
+        await within(staying)
+        async with pool.acquire() as after:
+            pass
+
+    assert destroyed_while_held == []
+    assert handed is service.created[0]
+    assert after is not service.created[0]
+    assert service.created[0].destroyed

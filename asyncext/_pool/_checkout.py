@@ -89,10 +89,20 @@ class PoolCheckout(PoolSupply[ClientT]):
 
             # A client handed over comes fresh from a release, a create or a check. It
             # needs a check only if its last holder's block raised.
+            # A client that other holders are inside is never checked here, because a failed
+            # check destroys it under them; it is checked once it is idle.
             if (
-                entry.needs_check
-                or (not handed_over and monotonic() >= entry.fast_until and self._check_due(entry))
-            ) and not await self._verify(entry, deadline):
+                entry.leases == 1
+                and (
+                    entry.needs_check
+                    or (
+                        not handed_over
+                        and monotonic() >= entry.fast_until
+                        and self._check_due(entry)
+                    )
+                )
+                and not await self._verify(entry, deadline)
+            ):
                 # That client failed its check and is gone, so this caller goes to the head
                 # of the line for the next one.
                 lost_turn = True
@@ -151,8 +161,11 @@ class PoolCheckout(PoolSupply[ClientT]):
 
         now = monotonic()
         while self._idle:
-            entry = self._idle.pop()
+            # Popped only after the probe in _stale_reason returns, so that a probe that
+            # raises leaves the client idle instead of losing it.
+            entry = self._idle[-1]
             reason = self._stale_reason(entry, now)
+            self._idle.pop()
             if reason is None:
                 entry.leases = 1
                 entry.state = BUSY
@@ -177,7 +190,7 @@ class PoolCheckout(PoolSupply[ClientT]):
             if result.retired is not None and result.leases == 0:
                 self._discard_nowait(result)
             else:
-                self._offer(result)
+                self._pass_on(result)
         # A create error meant for this waiter is dropped with it. The remaining waiters
         # may need a create of their own.
         self._grow()
@@ -208,7 +221,11 @@ class PoolCheckout(PoolSupply[ClientT]):
                 entry.fast_until = NEVER
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("pool %r: released client #%d", self._name, entry.number)
-        self._offer(entry)
+        # The probe is looked up here to keep a method call off the path of most pools.
+        if self._is_closed is None:
+            self._offer(entry)
+        else:
+            self._pass_on(entry)
         return True
 
     def _retire_released(self, entry: PooledClient, now: float) -> bool:

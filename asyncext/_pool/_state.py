@@ -33,7 +33,7 @@ from typing import Any, Generic, TypeVar
 
 from .._errors import PoolClosed, PoolTimeout
 from ._calls import describe
-from ._entry import BUSY, IDLE, PooledClient
+from ._entry import BUSY, GONE, IDLE, PooledClient
 from ._options import PoolOptions
 from ._waiters import WaiterQueue
 
@@ -202,6 +202,10 @@ class PoolState(Generic[ClientT]):
 
     def _offer(self, entry: PooledClient) -> None:
         """Give a client's free places to the oldest waiters, or make it idle if unheld."""
+        if entry.state is GONE:
+            # Destroyed while other holders still had it; their release must not revive it.
+            return
+
         waiters = self._waiters
         if self._exclusive:
             while waiters:
@@ -246,6 +250,11 @@ class PoolState(Generic[ClientT]):
         )
         if creating and not self._entries:
             message += "the server may be slow to accept connections or unreachable"
+        elif self._fill_failures:
+            message += (
+                "new clients are created again after a back-off, because creating one failed, "
+                "and meanwhile only the clients in use could serve this caller"
+            )
         else:
             message += (
                 "raise max_size, or look for code that keeps clients too long or leaks them "

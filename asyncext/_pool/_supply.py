@@ -150,7 +150,7 @@ class PoolSupply(PoolState[ClientT]):
 
         logger.debug("pool %r: created client #%d", self._name, entry.number)
         self._fill_failures = 0
-        self._offer(entry)
+        self._pass_on(entry)
         self._signal_fill(None)
         self._grow()
 
@@ -244,7 +244,21 @@ class PoolSupply(PoolState[ClientT]):
             self._grow()
 
     def _has_live_client(self) -> bool:
-        return any(entry.state is not GONE for entry in self._entries.values())
+        """Return whether a client exists that may serve waiters later."""
+        return any(
+            entry.state is not GONE and entry.retired is None for entry in self._entries.values()
+        )
+
+    def _pass_on(self, entry: PooledClient) -> None:
+        """Offer a client to waiters, or keep it idle, unless it reports its connection
+        closed: then it retires, and is destroyed once no holder has it."""
+        if self._is_closed is not None and entry.retired is None and self._reports_closed(entry):
+            entry.retired = "it reports its connection closed"
+            entry.fast_until = NEVER
+            if entry.leases == 0:
+                self._discard_nowait(entry)
+            return
+        self._offer(entry)
 
     def _schedule_fill_retry(self) -> None:
         """Hold off creates for ``min_size`` for a jittered, growing delay after a failure.
@@ -362,7 +376,7 @@ class PoolSupply(PoolState[ClientT]):
             entry.state = BUSY
             self._refresh(entry, monotonic())
             if not self._exclusive:
-                self._offer(entry)
+                self._pass_on(entry)
             return True
 
         entry.leases -= 1
@@ -417,7 +431,7 @@ class PoolSupply(PoolState[ClientT]):
                 continue  # close() destroyed it meanwhile
             if failure is None and entry.retired is None:
                 self._refresh(entry, monotonic())
-                self._offer(entry)
+                self._pass_on(entry)
                 continue
             if failure is not None:
                 self._failed_checks += 1
