@@ -10,7 +10,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import anyio
 
@@ -437,11 +437,7 @@ async def open_client(system: ExternalSystem) -> Any:
             "check its host, port and credentials",
             system=system.name,
         )
-        chain = error_chain_text(exc)
-        if redact_secrets(chain, system) != chain:
-            # A traceback would print the chained error, secret and all, so it is left out.
-            raise error from None
-        raise error from exc
+        raise_chained(error, exc, system)
 
 
 async def destroy_client(system: ExternalSystem, client: Any) -> None:
@@ -479,23 +475,39 @@ class UnpooledClient:
         traceback: TracebackType | None,
     ) -> None:
         client, self._client = self._client, None
+        failure = None if exc is None else connection_failure(self._system, client, exc)
         await destroy_client(self._system, client)
-        if exc is not None:
-            raise_connection_failure(self._system, exc)
+        if failure is not None:
+            assert exc is not None
+            raise_chained(failure, exc, self._system)
 
 
-def raise_connection_failure(system: ExternalSystem, error: BaseException) -> None:
-    """Raise `ConnectionFailed` for an error of a ``client()`` block that the adapter
-    reports as a failed connection; return otherwise, so the error passes unchanged."""
+def connection_failure(
+    system: ExternalSystem, client: Any, error: BaseException
+) -> ConnectionFailed | None:
+    """Return the `ConnectionFailed` for an error of a ``client()`` block that the adapter
+    reports as a failure of ``client``'s connection, or None to let the error pass.
+
+    Call it before the client is released, because destroying the client closes its
+    connection too.
+    """
     if isinstance(error, AsyncextError) or not isinstance(error, Exception):
-        return
-    adapter = adapter_of(system)
-    if not adapter.is_connection_error(error):
-        return
+        return None
+    if not adapter_of(system).is_connection_error(client, error):
+        return None
 
     reason = redact_secrets(describe_error(error), system)
-    raise ConnectionFailed(
+    return ConnectionFailed(
         f"system {system.name!r}: the connection failed inside the client() block: "
         f"{reason}; retry the operation in a new client() block, which gets a new connection",
         system=system.name,
-    ) from error
+    )
+
+
+def raise_chained(error: AsyncextError, cause: BaseException, system: ExternalSystem) -> NoReturn:
+    """Raise ``error`` from ``cause``, or from None when the cause's text contains a secret
+    of ``system``, because a traceback would print the chained error, secret and all."""
+    chain = error_chain_text(cause)
+    if redact_secrets(chain, system) != chain:
+        raise error from None
+    raise error from cause

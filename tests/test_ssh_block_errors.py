@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,3 +56,23 @@ async def test_ssh_command_failure_passes_unchanged(sshd: SSHServer) -> None:
     with pytest.raises(asyncssh.ProcessError):
         async with sshd.system("ssh").client() as connection:
             await connection.run("exit 3", check=True)
+
+
+@pytest.mark.parametrize("system_type", ["ssh", "sftp"])
+async def test_ssh_block_own_errors_pass_unchanged(sshd: SSHServer, system_type: str) -> None:
+    """Connection errors that do not come from the system's own connection keep their type:
+    one raised by the block's own code, and a channel the server refuses on a live
+    connection."""
+    system = sshd.system(system_type)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+
+    with pytest.raises(ConnectionRefusedError):
+        async with system.client():
+            raise ConnectionRefusedError("the block's own socket was refused")
+
+    with pytest.raises(asyncssh.ChannelOpenError):
+        async with system.client() as client:
+            connection = client if system_type == "ssh" else client.connection
+            await connection.open_connection("127.0.0.1", port)

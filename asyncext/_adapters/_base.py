@@ -63,9 +63,9 @@ class Adapter(abc.ABC, Generic[ClientT]):
         """
         return False
 
-    def is_connection_error(self, error: BaseException) -> bool:
-        """Return whether an error raised inside a ``client()`` block means the connection
-        failed, rather than the operation.
+    def is_connection_error(self, client: ClientT, error: BaseException) -> bool:
+        """Return whether an error raised inside a ``client()`` block means that the
+        client's connection failed, rather than the operation.
 
         Such an error leaves the block as `ConnectionFailed` naming the system, with the
         error chained, so that callers handle a lost server the same way for every type.

@@ -95,8 +95,8 @@ class SFTPAdapter(SSHAdapterBase[SFTPFileClient]):
     async def destroy_client(self, client: SFTPFileClient) -> None:
         await client.aclose()
 
-    def is_closed(self, client: SFTPFileClient) -> bool:
-        return not client.is_usable()
+    def connection_of(self, client: SFTPFileClient) -> asyncssh.SSHClientConnection:
+        return client.connection
 
     async def check_client(self, client: SFTPFileClient) -> bool:
         if not await is_responsive(client.connection):

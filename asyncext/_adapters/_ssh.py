@@ -8,6 +8,7 @@ within the server's session limit.
 
 from __future__ import annotations
 
+import abc
 import logging
 from typing import TYPE_CHECKING
 
@@ -34,13 +35,23 @@ class SSHAdapterBase(Adapter[ClientT]):
     def validate(self, system: ExternalSystem) -> None:
         validate_ssh_system(system)
 
-    def is_connection_error(self, error: BaseException) -> bool:
+    def is_connection_error(self, client: ClientT, error: BaseException) -> bool:
         # asyncssh reports a lost connection as DisconnectError (ConnectionLost among
-        # them), a channel the server would not open as ChannelOpenError, and a broken
-        # socket as one of the OSError subclasses of ConnectionError.
-        return isinstance(
+        # them), a channel it could not open as ChannelOpenError, and a broken socket as a
+        # ConnectionError. The same errors also come from the block's own sockets, other
+        # connections or a refused port forward, so only a closed connection counts.
+        if not isinstance(
             error, (asyncssh.DisconnectError, asyncssh.ChannelOpenError, ConnectionError)
-        )
+        ):
+            return False
+        return self.connection_of(client).is_closed()
+
+    def is_closed(self, client: ClientT) -> bool:
+        return self.connection_of(client).is_closed()
+
+    @abc.abstractmethod
+    def connection_of(self, client: ClientT) -> asyncssh.SSHClientConnection:
+        """Return the SSH connection that carries the client."""
 
     async def connect(self, system: ExternalSystem) -> asyncssh.SSHClientConnection:
         """Open an authenticated connection whose session channels respect the server's limit.
@@ -134,8 +145,8 @@ class SSHAdapter(SSHAdapterBase[asyncssh.SSHClientConnection]):
     async def check_client(self, client: asyncssh.SSHClientConnection) -> bool:
         return await is_responsive(client)
 
-    def is_closed(self, client: asyncssh.SSHClientConnection) -> bool:
-        return client.is_closed()
+    def connection_of(self, client: asyncssh.SSHClientConnection) -> asyncssh.SSHClientConnection:
+        return client
 
     def lease_limit(self, client: asyncssh.SSHClientConnection) -> int | None:
         slots = channel_slots(client)

@@ -12,7 +12,13 @@ from typing import Any
 from .._adapters._base import Adapter
 from .._errors import ConnectionFailed, InvalidSystem, PoolClosed, SystemNotFound
 from .._pool import ClientPool, PoolOptions
-from .._system import ExternalSystem, adapter_of, open_client, raise_connection_failure
+from .._system import (
+    ExternalSystem,
+    adapter_of,
+    connection_failure,
+    open_client,
+    raise_chained,
+)
 
 logger = logging.getLogger("asyncext.store")
 
@@ -244,15 +250,17 @@ class SystemLease:
     that the adapter reports as a failed connection leaves as `ConnectionFailed`.
     """
 
-    __slots__ = ("_acquire", "_system")
+    __slots__ = ("_acquire", "_client", "_system")
 
     def __init__(self, acquire: AbstractAsyncContextManager[Any], system: ExternalSystem) -> None:
         self._acquire = acquire
         self._system = system
+        self._client: Any = None
 
     async def __aenter__(self) -> Any:
         try:
-            return await self._acquire.__aenter__()
+            self._client = await self._acquire.__aenter__()
+            return self._client
         except ConnectionFailed as exc:
             if exc.system is None:
                 exc.system = self._system.name
@@ -264,8 +272,11 @@ class SystemLease:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool | None:
+        failure = None if exc is None else connection_failure(self._system, self._client, exc)
+
         # The pool gets the original error first, so it checks the client before reuse.
         suppressed = await self._acquire.__aexit__(exc_type, exc, traceback)
-        if exc is not None and not suppressed:
-            raise_connection_failure(self._system, exc)
+        if failure is not None and not suppressed:
+            assert exc is not None
+            raise_chained(failure, exc, self._system)
         return suppressed
