@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -13,7 +14,8 @@ import pytest
 from faults import frozen
 from sshd import SSHServer
 
-from asyncext import ExternalSystem, PoolOptions, SystemStore, adapter_for
+from asyncext import ConnectionFailed, ExternalSystem, PoolOptions, SystemStore, adapter_for
+from asyncext._adapters._ssh_channels import channel_slots
 
 SOON = 10.0
 """Seconds a test waits for an event that should come within about one second."""
@@ -443,3 +445,92 @@ async def test_session_limit_learned_without_retry_storm(
     refusals = server.log().count("no more sessions")
     assert refusals >= 1, "sshd rejected no channel, so the limit was never reached"
     assert refusals <= 2 * holders, f"sshd rejected {refusals} channels for {holders} holders"
+
+
+async def cancel_channel_open(
+    connection: asyncssh.SSHClientConnection, cancel_point: str, number: int
+) -> None:
+    """Cancel the caller of one channel open on ``connection`` at ``cancel_point``."""
+    if cancel_point == "by_timeouts":
+        # A channel open and its exec request took about a millisecond on 127.0.0.1 on a
+        # 2-core machine. Timeouts of 0.1 to 1.5 ms therefore end some calls before the server
+        # confirms the channel, some while the exec request is in flight and some while the
+        # command runs. The other cancel points do not depend on timing.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(connection.run("sleep 2"), (number + 1) * 0.0001)
+        return
+
+    if cancel_point == "before_confirmation":
+        caller = asyncio.ensure_future(connection.run("sleep 5"))
+        # No packet is read between the caller's first step, which starts the channel open,
+        # and this task's next step, so the cancellation comes before the confirmation.
+        await asyncio.sleep(0)
+        caller.cancel()
+    else:
+
+        def cancel_caller() -> asyncssh.SSHClientSession[str]:
+            # asyncssh calls the session factory when the server confirms the channel, before
+            # it sends the exec request.
+            caller.cancel()
+            return asyncssh.SSHClientSession()
+
+        caller = asyncio.ensure_future(connection.create_session(cancel_caller, "cat"))
+
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+
+
+@pytest.mark.parametrize("cancel_point", ["before_confirmation", "during_request", "by_timeouts"])
+async def test_cancelled_channel_opens_are_closed(
+    tmp_path: Path, start_sshd: Callable[..., SSHServer], cancel_point: str
+) -> None:
+    """Callers cancelled while their channel opens leave no session behind on the server.
+
+    asyncssh 2.24 ignores the cancellation of a channel open and of the exec request after
+    it, so a channel left that way would stay open on sshd. Fifteen of them would fill
+    MaxSessions 10 of a connection that the pool still hands out.
+    """
+    server = start_sshd(MaxSessions="10")
+    options = PoolOptions(max_size=1, max_leases=20)
+    async with SystemStore(tmp_path / "cancelled.db", pool=options) as store:
+        system = await add(store, server, "ssh")
+        async with system.client() as connection:
+            slots = channel_slots(connection)
+            assert slots is not None
+            for number in range(15):
+                try:
+                    await cancel_channel_open(connection, cancel_point, number)
+                except asyncssh.ChannelOpenError as exc:
+                    pytest.fail(f"sshd rejected channel open {number + 1} of 15: {exc}")
+            await wait_until(lambda: slots.open_channels == 0)
+        if cancel_point == "before_confirmation":
+            # A channel the server confirms after its caller is gone runs no command.
+            assert "Starting session: command" not in server.log()
+
+        # Ten holders of the same connection each keep a command running until all ten run.
+        processes: list[asyncssh.SSHClientProcess[Any]] = []
+        all_running = asyncio.Event()
+
+        async def hold() -> None:
+            async with system.client() as holder:
+                assert holder is connection
+                process = await holder.create_process("cat")
+                processes.append(process)
+                if len(processes) == 10:
+                    all_running.set()
+                await all_running.wait()
+                process.stdin.write_eof()
+                await process.wait()
+
+        holders = [asyncio.ensure_future(hold()) for _ in range(10)]
+        try:
+            await asyncio.wait_for(asyncio.gather(*holders), SOON)
+        except (asyncssh.ChannelOpenError, ConnectionFailed, asyncio.TimeoutError) as exc:
+            pytest.fail(f"sshd ran {len(processes)} of 10 commands at once: {exc!r}")
+        finally:
+            for holder in holders:
+                holder.cancel()
+            await asyncio.gather(*holders, return_exceptions=True)
+
+        await wait_until(lambda: slots.open_channels == 0)
+        assert adapter_for("ssh").lease_limit(connection) in (None, 10)

@@ -9,12 +9,19 @@ channel while others are open, it records how many of them the server had confir
 limit, and the refused call waits for one of them to close before it tries again. The adapter
 reports the limit through ``lease_limit``, so the pool sends new holders to another
 connection.
+
+asyncssh 2.24 leaves a channel open on the server when the call that opens it is cancelled, so
+each open runs in a task of its own. A cancelled caller returns at once, and the channel is
+closed once that task has opened it. When the server confirms the channel only after the
+cancellation, the exec, shell or subsystem request is never sent. A command that has already
+started keeps its slot until it exits, because OpenSSH 9.2 confirms the close only then.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 from typing import Any
 
@@ -63,6 +70,7 @@ class ChannelSlots:
         self._limit: int | None = None
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._watchers: set[asyncio.Task[None]] = set()
+        self._abandoned_opens: set[asyncio.Task[Any]] = set()
 
     @property
     def limit(self) -> int | None:
@@ -83,33 +91,38 @@ class ChannelSlots:
         stale_refusals = 0
         await self._acquire(first_in_line=False)
         while True:
-            confirmed = False
+            attempt = _OpenAttempt()
 
-            def create_confirmed_session() -> Any:
+            def create_confirmed_session(attempt: _OpenAttempt = attempt) -> Any:
                 # asyncssh 2.24 calls the factory in the step that receives the server's
                 # confirmation, before it sends the exec, shell or subsystem request.
-                nonlocal confirmed
-                confirmed = True
+                attempt.confirmed = True
                 self._confirm()
+                if attempt.abandoned:
+                    return _AbandonedSession(attempt)
                 return session_factory()
 
+            opening = asyncio.ensure_future(
+                self._create_session(create_confirmed_session, *args, **kwargs)
+            )
             try:
-                channel, session = await self._create_session(
-                    create_confirmed_session, *args, **kwargs
-                )
+                channel, session = await asyncio.shield(opening)
             except asyncssh.ChannelOpenError as exc:
-                if confirmed or not self._is_limit_refusal(exc):
-                    self._release(confirmed=confirmed)
+                if attempt.confirmed or not self._is_limit_refusal(exc):
+                    self._release(confirmed=attempt.confirmed)
                     raise
                 retry = await self._wait_after_refusal(stale_refusals)
                 if retry is None:
                     raise
                 stale_refusals = retry
                 continue
+            except asyncio.CancelledError:
+                # The open goes on without the caller, because asyncssh 2.24 would leave the
+                # channel open on the server if it were cancelled.
+                self._close_when_opened(opening, attempt)
+                raise
             except BaseException:
-                # NOTE: asyncssh 2.24 leaves a confirmed channel open when its exec request is
-                # cancelled, so the server may count one more channel than this object does.
-                self._release(confirmed=confirmed)
+                self._release(confirmed=attempt.confirmed)
                 raise
 
             self._watch(channel)
@@ -222,6 +235,43 @@ class ChannelSlots:
                 self._open += 1
                 waiter.set_result(None)
 
+    def _close_when_opened(self, opening: asyncio.Task[Any], attempt: _OpenAttempt) -> None:
+        """Close the channel that ``opening`` opens for a cancelled caller, or release its slot."""
+        attempt.abandoned = True
+        if opening.done():
+            self._close_abandoned(attempt, opening)
+            return
+        self._abandoned_opens.add(opening)
+        opening.add_done_callback(functools.partial(self._close_abandoned, attempt))
+
+    def _close_abandoned(self, attempt: _OpenAttempt, opening: asyncio.Task[Any]) -> None:
+        self._abandoned_opens.discard(opening)
+
+        # Four cases:
+        # - The open succeeded: close the channel, which the caller will never use.
+        # - The server confirmed the channel after the caller was cancelled:
+        #   `_AbandonedSession` stopped the open before its request, so close the channel.
+        # - The open failed: no channel is open, so release the slot.
+        # - The open task itself was cancelled, as when the event loop shuts down: asyncssh
+        #   may leave a confirmed channel open, and only the slot is released.
+        channel = attempt.abandoned_channel
+        if opening.cancelled():
+            channel = None
+        elif opening.exception() is None:
+            channel, _ = opening.result()
+        elif channel is None:
+            logger.debug(
+                "system %r: a session channel open failed after its caller was cancelled: %s",
+                self._system,
+                opening.exception(),
+            )
+
+        if channel is None:
+            self._release(confirmed=attempt.confirmed)
+            return
+        self._watch(channel)
+        channel.close()
+
     def _watch(self, channel: asyncssh.SSHClientChannel[Any]) -> None:
         watcher = asyncio.ensure_future(self._release_when_closed(channel))
         self._watchers.add(watcher)
@@ -234,6 +284,37 @@ class ChannelSlots:
             await channel.wait_closed()
         finally:
             self._release(confirmed=True)
+
+
+class _OpenAttempt:
+    """State of one channel open that runs in its own task, shared with its session factory."""
+
+    def __init__(self) -> None:
+        self.confirmed = False
+        self.abandoned = False
+        """Flag set when the caller is cancelled before the open finishes."""
+        self.abandoned_channel: asyncssh.SSHClientChannel[Any] | None = None
+        """Channel that the server confirmed after the caller was cancelled."""
+
+
+class _OpenAbandoned(Exception):
+    """Exception that stops asyncssh's open of a channel whose caller was cancelled."""
+
+
+class _AbandonedSession(asyncssh.SSHClientSession[Any]):
+    """Session for a channel confirmed after its caller was cancelled.
+
+    asyncssh 2.24 calls ``connection_made`` right after the factory and before it sends the
+    env and exec, shell or subsystem requests. Raising there keeps the command from starting
+    and ends the open with the channel confirmed, so that `ChannelSlots` can close it.
+    """
+
+    def __init__(self, attempt: _OpenAttempt) -> None:
+        self._attempt = attempt
+
+    def connection_made(self, chan: asyncssh.SSHClientChannel[Any]) -> None:
+        self._attempt.abandoned_channel = chan
+        raise _OpenAbandoned
 
 
 def install_channel_slots(connection: asyncssh.SSHClientConnection, system: str) -> ChannelSlots:
