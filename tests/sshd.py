@@ -11,6 +11,7 @@ unless ``ASYNCEXT_REQUIRE_SSHD=1`` is set, in which case it fails them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import getpass
 import os
@@ -221,6 +222,25 @@ class SSHServer:
         for pid in self.connection_processes():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+
+    async def drop_until_closed(self, connection: Any, timeout: float = 10.0) -> None:
+        """End every connection from the server side and wait until ``connection`` closes.
+
+        When the test user is root, sshd 9.2 serves the connection in a process that only
+        records a SIGTERM and acts on it when its poll returns (``server_loop2`` in
+        serverloop.c). A signal that arrives while that process still handles the last
+        request therefore waits for the next packet, which an idle connection may never get,
+        so the signal is sent again every half second until the connection closes.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            self.drop_connections()
+            try:
+                await asyncio.wait_for(connection.wait_closed(), 0.5)
+                return
+            except asyncio.TimeoutError:
+                assert loop.time() < deadline, f"sshd kept the connection open for {timeout} s"
 
     def kill(self) -> None:
         """Kill sshd and its connection processes with SIGKILL, as a crash would end them.

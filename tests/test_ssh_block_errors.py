@@ -27,13 +27,13 @@ async def test_ssh_lost_connection_names_system(
     async with SystemStore(tmp_path / "systems.db", pool=pool) as store:
         system = await store.add("box", "ssh", **server.fields("ssh"))
 
-        async def drop_soon() -> None:
+        async def drop_soon(connection: asyncssh.SSHClientConnection) -> None:
             await asyncio.sleep(0.5)
-            server.drop_connections()
+            await server.drop_until_closed(connection)
 
-        dropper = asyncio.ensure_future(drop_soon())
         with pytest.raises(ConnectionFailed) as caught:
             async with system.client() as connection:
+                dropper = asyncio.ensure_future(drop_soon(connection))
                 await asyncio.wait_for(
                     connection.run("sleep 5", check=True, stdin=asyncssh.DEVNULL), SOON
                 )

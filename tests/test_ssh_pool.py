@@ -58,25 +58,6 @@ async def wait_until(condition: Callable[[], bool]) -> None:
         await asyncio.sleep(0.01)
 
 
-async def drop_connections(server: SSHServer, connection: asyncssh.SSHClientConnection) -> None:
-    """End every connection from the server side and wait until ``connection`` has closed.
-
-    When the test user is root, sshd 9.2 serves the connection in a process that only records
-    a SIGTERM and acts on it when its poll returns (``server_loop2`` in serverloop.c). A signal
-    that arrives while that process still handles the last request therefore waits for the
-    next packet, which an idle connection may never get. The signal is therefore sent again
-    until the connection closes.
-    """
-    deadline = asyncio.get_running_loop().time() + SOON
-    while True:
-        server.drop_connections()
-        try:
-            await asyncio.wait_for(connection.wait_closed(), 0.5)
-            return
-        except asyncio.TimeoutError:
-            assert asyncio.get_running_loop().time() < deadline, "sshd kept the connection open"
-
-
 class FreezableProxy:
     """A TCP proxy to a server whose open connections can be frozen, like a dead network.
 
@@ -164,7 +145,7 @@ async def test_ssh_check_client_detects_closed_connection(
     async with system.client() as first:
         await first.run("true", check=True)
 
-    await drop_connections(server, first)
+    await server.drop_until_closed(first)
     assert not await adapter_for("ssh").check_client(first)
 
     async with system.client() as second:
@@ -254,7 +235,7 @@ async def test_closed_connection_replaced_before_check_due(
         async with system.client() as first:
             connection = first if system_type == "ssh" else first.connection
 
-        await drop_connections(server, connection)
+        await server.drop_until_closed(connection)
         async with system.client() as second:
             if system_type == "ssh":
                 await second.run("true", check=True)
