@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
@@ -18,6 +19,44 @@ STORE_ENVIRONMENT_VARIABLE = "ASYNCEXT_STORE"
 DEFAULT_STORE = "asyncext.db"
 
 T = TypeVar("T")
+
+
+def run_interruptible(main: Callable[[], Awaitable[T]]) -> T:
+    """Run ``main()`` in a new event loop; Ctrl-C cancels it, then raises KeyboardInterrupt.
+
+    Python 3.11's ``asyncio.run`` cancels the main task on SIGINT, so that cleanup such as
+    closing connections runs before the program exits. On 3.10 the KeyboardInterrupt lands
+    in whatever callback runs at that moment, and the cleanup of the tasks it leaves behind
+    can wait for their own timeouts. The handler below gives both versions the 3.11
+    behaviour.
+    """
+
+    async def cancellable() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        interrupted = False
+
+        def interrupt() -> None:
+            nonlocal interrupted
+            interrupted = True
+            task.cancel()
+
+        try:
+            loop.add_signal_handler(signal.SIGINT, interrupt)
+        except (NotImplementedError, RuntimeError):
+            # No signal handlers on this platform or outside the main thread.
+            return await main()
+        try:
+            return await main()
+        except asyncio.CancelledError:
+            if interrupted:
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    return asyncio.run(cancellable())
 
 
 def default_store_path() -> str:
@@ -93,7 +132,7 @@ class Context:
             async with self.open_store() as store:
                 return await operation(store)
 
-        return asyncio.run(run_in_store())
+        return run_interruptible(run_in_store)
 
     def has_key(self) -> bool:
         """Return whether ``ASYNCEXT_KEY`` is set, so that new secrets are encrypted."""

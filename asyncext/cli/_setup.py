@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 
 from .._adapters._registry import installed_adapters
 from .._crypto import generate_key
 from .._store._schema import SCHEMA_VERSION
-from ._context import Context
+from ._context import Context, run_interruptible
 from ._output import format_table
 
 NO_KEY_WARNING = (
@@ -33,7 +32,7 @@ def init(args: argparse.Namespace, context: Context) -> int:
         async with context.open_store(create=True):
             pass
 
-    asyncio.run(open_and_close())
+    run_interruptible(open_and_close)
 
     state = "is ready" if existed else "created"
     context.write(f"Store {context.store_path!r} {state} (schema version {SCHEMA_VERSION}).")
