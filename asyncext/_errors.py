@@ -64,6 +64,15 @@ class UnknownSystemType(InvalidSystem):
         self.system_type = system_type
         self.installed = installed
 
+    def about(self, system: str, context: str) -> UnknownSystemType:
+        """Return a copy whose message starts with ``context`` and that names ``system``."""
+        return UnknownSystemType(
+            f"{context}: {self}",
+            system_type=self.system_type,
+            installed=self.installed,
+            system=system,
+        )
+
 
 class ConnectionFailed(AsyncextError):
     """Raised when a client for a system cannot be created.

@@ -408,12 +408,7 @@ def adapter_of(system: ExternalSystem) -> Adapter[Any]:
     try:
         return adapter_for(system.system_type)
     except UnknownSystemType as exc:
-        raise UnknownSystemType(
-            f"system {system.name!r}: {exc}",
-            system_type=exc.system_type,
-            installed=exc.installed,
-            system=system.name,
-        ) from None
+        raise exc.about(system.name, f"system {system.name!r}") from None
 
 
 async def open_client(system: ExternalSystem) -> Any:

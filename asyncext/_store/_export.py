@@ -369,12 +369,7 @@ def _build(
         return ExternalSystem(**fields, **metadata)
     except UnknownSystemType as exc:
         # The same class as add() raises, so callers catch one type for both.
-        raise UnknownSystemType(
-            f"{prefix}: record #{draft.number}: {exc}",
-            system_type=exc.system_type,
-            installed=exc.installed,
-            system=draft.name,
-        ) from exc
+        raise exc.about(draft.name, f"{prefix}: record #{draft.number}") from exc
     except InvalidSystem as exc:
         raise InvalidSystem(f"{prefix}: record #{draft.number}: {exc}", system=draft.name) from exc
     except TypeError as exc:
